@@ -1,0 +1,47 @@
+"""Prompt templates: the R1-Zero template verbatim (R1-SPEC section 1, the paper's Table 1) and chat.
+
+The R1-Zero template constrains structure only, never content, so that what RL does can be observed.
+Instruct models get their own chat template with a system message that asks for the same structure.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with "
+    "the answer. The reasoning process and answer are enclosed within <think> </think> and "
+    "<answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
+    "<answer> answer here </answer>. User: {prompt}. Assistant:"
+)
+
+CHAT_SYSTEM_PROMPT = (
+    "You are a helpful assistant. You first think about the reasoning process in the mind and then "
+    "provide the user with the answer. The reasoning process and answer are enclosed within "
+    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process here "
+    "</think> <answer> answer here </answer>."
+)
+
+TemplateName = Literal["r1_zero", "chat"]
+TEMPLATES: tuple[TemplateName, ...] = ("r1_zero", "chat")
+
+
+def render_prompt(question: str, template: TemplateName, tokenizer: Any = None) -> str:
+    """Turn a question into the text the model continues.
+
+    >>> render_prompt("2+2", "r1_zero").endswith("User: 2+2. Assistant:")
+    True
+    """
+    if template == "r1_zero":
+        return R1_ZERO_TEMPLATE.format(prompt=question)
+    if template == "chat":
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError("template 'chat' needs a tokenizer with a chat template; use template=r1_zero")
+        messages = [
+            {"role": "system", "content": CHAT_SYSTEM_PROMPT},
+            {"role": "user", "content": question},
+        ]
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return str(text)
+    raise ValueError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
