@@ -1,0 +1,264 @@
+"""Typed stage configs, loaded from a YAML recipe and dotted `key=value` overrides.
+
+A recipe is a nested mapping that mirrors the dataclasses below; an override such as
+`optim.lr=1e-5` or `steps=200` replaces one field. Every key and value is checked against the field's
+type before any work starts, so a typo stops the run with one line naming it (`ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A recipe or override that cannot become a config; the message names the key and the problem."""
+
+
+@dataclass
+class ModelConfig:
+    path: str = "embedded"
+    """`embedded` (the tiny base model shipped in the package), a local HF directory, or a hub id."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Parameter dtype of the policy; float32 on CPU."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more time."""
+
+
+@dataclass
+class TaskConfig:
+    name: str = "arithmetic"
+    """A key of `r1kit.tasks.TASKS`: arithmetic, countdown, gsm8k."""
+    template: Literal["r1_zero", "chat"] = "r1_zero"
+    """`r1_zero`: the paper's Table 1 template, for base models. `chat`: the tokenizer's chat template."""
+    path: str | None = None
+    """Local data directory or file for data-set tasks (e.g. ../shared/data/gsm8k); None: the default."""
+    train_size: int | None = None
+    """Training prompts to draw from (None: the task's default)."""
+    eval_size: int = 256
+    """Held-out prompts for evaluation (256 give about +-3 points)."""
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 1.0
+    """Rollout temperature (R1-Zero: 1.0). 0 means greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+    max_new_tokens: int = 96
+    """Completion budget in tokens; a completion cut here gets no EOS."""
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO and its variants (R1-SPEC section 2); the math lives in `r1kit.algorithms`."""
+
+    clip_eps_low: float = 0.2
+    """PPO clip below 1 (R1 Nature table: 10; PPO's usual 0.2 is the default here)."""
+    clip_eps_high: float = 0.2
+    """PPO clip above 1; larger than clip_eps_low is DAPO's clip-higher."""
+    kl_coef: float = 0.01
+    """beta of the k3 KL to the reference inside the loss (R1-Zero: 0.001). 0 skips the reference."""
+    aggregation: Literal["grpo", "dapo", "dr_grpo"] = "grpo"
+    """grpo: token mean per sequence then mean; dapo: token mean over the batch; dr_grpo: no length norm."""
+    ratio_level: Literal["token", "sequence"] = "token"
+    """token: per-token importance ratio (GRPO); sequence: GSPO's length-normalised sequence ratio."""
+    scale_by_std: bool = True
+    """Divide advantages by the group std (False: Dr. GRPO)."""
+    num_minibatches: int = 1
+    """Minibatches one rollout is split into, one optimizer step each (R1: 16)."""
+    num_epochs: int = 1
+    """Passes over the rollout (mu; R1: 1)."""
+    ref_update_every: int = 400
+    """Replace the reference by the current policy every this many steps (R1: 400); 0 never."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3e-5
+    """Peak learning rate of AdamW (R1-Zero: 3e-6 on large models; tiny models need more)."""
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 0
+    """Linear warmup from 0 to lr over this many optimizer steps."""
+    schedule: Literal["constant", "cosine"] = "constant"
+    """After warmup: constant, or cosine decay to min_lr_ratio * lr at the last step."""
+    min_lr_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    """Clip the global gradient norm; 0 disables."""
+    micro_batch_size: int = 0
+    """Completions per forward/backward; a minibatch is accumulated over micro-batches. 0: whole minibatch."""
+
+
+@dataclass
+class EvalConfig:
+    every: int = 25
+    """Evaluate on held-out prompts every this many steps (and before and after training); 0: only those."""
+    samples: int = 8
+    """k completions per prompt; pass@1 is their mean correctness."""
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 96
+    batch_size: int = 512
+    """Completions generated together."""
+
+
+@dataclass
+class ZeroConfig:
+    """R1-Zero: GRPO straight from a base model with rule rewards (R1-SPEC section 1)."""
+
+    out_dir: str = "runs/zero"
+    seed: int = 0
+    steps: int = 120
+    """Optimizer-step rounds: one rollout each."""
+    prompts_per_step: int = 16
+    """B: unique prompts per rollout (R1-Zero: 32)."""
+    group_size: int = 8
+    """G: completions per prompt (R1-Zero: 16)."""
+    threads: int = 2
+    """torch CPU threads; on a loaded machine 1 can be faster. 0 leaves torch's default."""
+    save_every: int = 25
+    """Checkpoint every this many steps (and at the end); resume continues from the last one."""
+    rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 0.2})
+    """Reward name (a key of `r1kit.rewards.REWARDS`) -> weight in the summed reward."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rollout: SamplingConfig = field(default_factory=SamplingConfig)
+    grpo: GRPOConfig = field(default_factory=GRPOConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+C = TypeVar("C")
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+    """Build `cls` from an optional YAML recipe, then apply `key=value` overrides in order."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        raw = loaded or {}
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_dotted(raw, key, value)
+    return _build(cls, raw, prefix="")
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """`a.b=value` -> ("a.b", value parsed as a YAML scalar or flow collection)."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part.isidentifier() for part in key.split(".")):
+        raise ConfigError(f"malformed override {item!r}: expected key=value, e.g. steps=200 or optim.lr=1e-5")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    return key, value
+
+
+def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = raw
+    for part in parents:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {part} is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _build(cls: type[C], raw: dict[str, Any], prefix: str) -> C:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(f"{prefix}{k}" for k in fields)
+            raise ConfigError(f"unknown config key {name!r} (known: {known})")
+        kwargs[key] = _coerce(value, hints[key], name)
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    """Check `value` against the annotation `tp`, converting only where the meaning is unambiguous."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {name!r} is a section; set its fields, e.g. {name}.<field>=...")
+        return _build(tp, value, prefix=f"{name}.")  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], name)
+    if origin is Literal:
+        if value not in args:
+            choices = ", ".join(str(a) for a in args)
+            raise ConfigError(f"config key {name!r} must be one of {choices}, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} expects true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key {name!r} expects an integer, got {value!r}")
+        return value
+    if tp is float:
+        return _to_float(value, name)
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"config key {name!r} expects a string, got {value!r}")
+        return str(value)
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(f"config key {name!r} expects a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {name!r} expects a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{name}.{k}") for k, v in value.items()}
+    raise ConfigError(f"config key {name!r} has an unsupported type {tp!r}")
+
+
+def _to_float(value: Any, name: str) -> float:
+    # YAML 1.1 reads "1e-5" (no dot) as a string, so numeric strings are accepted for float fields.
+    if isinstance(value, bool):
+        raise ConfigError(f"config key {name!r} expects a number, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(f"config key {name!r} expects a number, got {value!r}")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain data (tuples as lists), for config.yaml in out_dir."""
+    def plain(x: Any) -> Any:
+        if isinstance(x, tuple):
+            return [plain(v) for v in x]
+        if isinstance(x, dict):
+            return {k: plain(v) for k, v in x.items()}
+        return x
+
+    return plain(dataclasses.asdict(cfg))

@@ -1,0 +1,57 @@
+"""PNG plots of a run: held-out accuracy and mean response length over steps (the paper's Figure 1
+in miniature), with the noisy training-batch values as moving averages behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def moving_average(values: Sequence[float], window: int) -> list[float]:
+    """Trailing mean over up to `window` values. >>> moving_average([1, 3, 5], 2) -> [1.0, 2.0, 4.0]"""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") -> list[Path]:
+    """Write accuracy.png and response_length.png under out_dir; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    evals = [r for r in rows if "eval/pass@1" in r]
+    train = [r for r in rows if "reward/mean" in r]
+    window = max(len(train) // 15, 1)
+    panels = [
+        ("accuracy.png", "eval/pass@1", "accuracy", "held-out pass@1", "training-batch accuracy"),
+        ("response_length.png", "eval/mean_response_tokens", "response_length/mean",
+         "held-out mean response tokens", "training-batch mean response tokens"),
+    ]
+    paths = []
+    for filename, eval_key, train_key, eval_label, train_label in panels:
+        fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+        if train and train_key in train[0]:
+            ax.plot([r["step"] for r in train], moving_average([r[train_key] for r in train], window),
+                    color="tab:gray", alpha=0.6, label=f"{train_label} (moving avg)")
+        ax.plot([r["step"] for r in evals], [r[eval_key] for r in evals], "o-", color="tab:blue",
+                label=eval_label)
+        ax.set_xlabel("step")
+        ax.set_ylabel(eval_label)
+        if "pass" in eval_key:
+            ax.set_ylim(0, 1)
+        ax.set_title(title or eval_label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / filename)
+        plt.close(fig)
+        paths.append(out_dir / filename)
+    return paths

@@ -1,0 +1,74 @@
+"""Held-out evaluation: k samples per prompt through a `Generator`, scored by the rule rewards.
+
+The trainer's periodic evaluation and `r1kit zero`'s before/after numbers come from this one path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from r1kit.evaluation.metrics import mean_pass_at_k
+from r1kit.rewards import compute_rewards
+from r1kit.rollout import Generator, SamplingParams
+from r1kit.types import Example
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    pass_at_1: float
+    """Mean correctness over the k samples, averaged over prompts (the paper's pass@1)."""
+    pass_at_k: dict[int, float]
+    """Unbiased pass@k' for k' in 1, 2, 4, ... up to k."""
+    format_rate: float
+    mean_response_tokens: float
+    n_prompts: int
+    k: int
+    completions: list[list[str]]
+    """The k decoded completions of each prompt."""
+    correct: list[list[bool]]
+
+    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        out = {f"{prefix}pass@1": self.pass_at_1, f"{prefix}format_rate": self.format_rate,
+               f"{prefix}mean_response_tokens": self.mean_response_tokens}
+        out.update({f"{prefix}pass@{k}": v for k, v in self.pass_at_k.items() if k > 1})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"pass@1": self.pass_at_1, "pass@k": {str(k): v for k, v in self.pass_at_k.items()},
+                "format_rate": self.format_rate, "mean_response_tokens": self.mean_response_tokens,
+                "n_prompts": self.n_prompts, "k": self.k}
+
+
+def evaluate(
+    generator: Generator,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    prompt_ids: Sequence[Sequence[int]],
+    *,
+    k: int,
+    params: SamplingParams,
+    seed: int,
+) -> EvalResult:
+    """Sample k completions for each example's (already templated and tokenized) prompt and score them."""
+    if not examples:
+        raise ValueError("no held-out examples to evaluate")
+    gen = generator.generate(prompt_ids, params, num_samples=k, seed=seed)
+    texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
+    repeated = [e for e in examples for _ in range(k)]
+    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, {"accuracy": 1.0, "format": 1.0})
+    accuracy = scored.per_reward["accuracy"]
+    correct = [[accuracy[p * k + j] > 0 for j in range(k)] for p in range(len(examples))]
+    ks = [2**i for i in range(k.bit_length()) if 2**i <= k]
+    lengths = gen.completion_mask.sum(dim=1).tolist()
+    return EvalResult(
+        pass_at_1=sum(accuracy) / len(accuracy),
+        pass_at_k={kk: mean_pass_at_k(correct, kk) for kk in ks},
+        format_rate=sum(scored.per_reward["format"]) / len(texts),
+        mean_response_tokens=sum(lengths) / len(lengths),
+        n_prompts=len(examples),
+        k=k,
+        completions=[texts[p * k : (p + 1) * k] for p in range(len(examples))],
+        correct=correct,
+    )

@@ -1,0 +1,64 @@
+"""Loading a policy and its tokenizer with transformers, from the embedded model, a directory or the hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelLoadError(ValueError):
+    """The model or tokenizer could not be loaded; the message says from where and why."""
+
+
+def resolve_model_path(path: str) -> str:
+    """`embedded` -> the shipped tiny base model; an existing directory -> itself; else a hub id."""
+    if path == "embedded":
+        from r1kit.models.embedded import EMBEDDED_MODEL_DIR
+
+        return str(EMBEDDED_MODEL_DIR)
+    p = Path(path).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise ModelLoadError(f"model path {path} has no config.json: not a Hugging Face model directory")
+        return str(p)
+    # Anything that looks like a filesystem path but does not exist is a typo, not a hub id.
+    if path.startswith((".", "/", "~")) or path.count("/") > 1 or not path:
+        raise ModelLoadError(f"model path not found: {path}")
+    return path
+
+
+def load_tokenizer(path: str) -> Any:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(path))
+    except ModelLoadError:
+        raise
+    except Exception as e:
+        raise ModelLoadError(f"cannot load tokenizer from {path}: {_first_line(e)}") from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if tokenizer.eos_token_id is None:
+        raise ModelLoadError(f"tokenizer of {path} has no EOS token; completions could never end")
+    return tokenizer
+
+
+def load_model(path: str, dtype: str = "float32", device: str | torch.device = "cpu") -> torch.nn.Module:
+    hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolve_model_path(path), dtype=DTYPES[dtype])
+    except ModelLoadError:
+        raise
+    except Exception as e:
+        raise ModelLoadError(f"cannot load model from {path}: {_first_line(e)}") from None
+    return model.to(device)
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

@@ -1,0 +1,134 @@
+"""Batched sampling from any Hugging Face causal LM with a KV cache.
+
+Prompts are left-padded so every row's next token sits in the last column; position ids come from
+the attention mask so padding does not shift positions. Each decoding step feeds only the new token
+and reuses the cache. Rows that have emitted EOS keep decoding pad tokens (masked out) until every
+row is done or the budget is spent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from r1kit.rollout.base import Generation, SamplingParams
+
+
+class HFGenerator:
+    """Samples with the policy module itself, so there are no weights to copy after an update."""
+
+    def __init__(self, model: torch.nn.Module, *, eos_token_id: int | Sequence[int], pad_token_id: int,
+                 batch_size: int = 512) -> None:
+        self.model = model
+        eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+        self.eos_ids = torch.tensor(eos, dtype=torch.long)
+        self.pad_token_id = pad_token_id
+        self.batch_size = batch_size
+
+    def update_weights(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        params: SamplingParams,
+        *,
+        num_samples: int = 1,
+        seed: int = 0,
+    ) -> Generation:
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if params.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}")
+        rows = [list(p) for p in prompt_ids for _ in range(num_samples)]
+        if any(len(r) == 0 for r in rows):
+            raise ValueError("every prompt needs at least one token")
+        # One torch.Generator for the whole call: the same seed gives the same completions.
+        device = next(self.model.parameters()).device
+        rng = torch.Generator(device=device).manual_seed(seed)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            parts = [self._generate_batch(rows[i : i + self.batch_size], params, rng)
+                     for i in range(0, len(rows), self.batch_size)]
+        finally:
+            self.model.train(was_training)
+        return _concat(parts, self.pad_token_id)
+
+    def _generate_batch(self, rows: list[list[int]], params: SamplingParams, rng: torch.Generator) -> Generation:
+        device = next(self.model.parameters()).device
+        n, width = len(rows), max(len(r) for r in rows)
+        input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((n, width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            input_ids[i, width - len(r):] = torch.tensor(r)
+            attention[i, width - len(r):] = 1
+        input_ids, attention = input_ids.to(device), attention.to(device)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        eos_ids = self.eos_ids.to(device)
+
+        tokens, logps = [], []
+        done = torch.zeros(n, dtype=torch.bool, device=device)
+        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
+        cache, next_pos = out.past_key_values, positions[:, -1:] + 1
+        logits = out.logits[:, -1, :].float()
+        for _ in range(params.max_new_tokens):
+            token, logp = _sample(logits, params, rng)
+            token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
+            tokens.append(token)
+            logps.append(torch.where(done, torch.zeros_like(logp), logp))
+            done = done | torch.isin(token, eos_ids)
+            if bool(done.all()):
+                break
+            attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=device)], dim=1)
+            out = self.model(input_ids=token[:, None], attention_mask=attention, position_ids=next_pos,
+                             past_key_values=cache, use_cache=True)
+            cache, next_pos = out.past_key_values, next_pos + 1
+            logits = out.logits[:, -1, :].float()
+
+        ids = torch.stack(tokens, dim=1).cpu()
+        is_eos = torch.isin(ids, self.eos_ids)
+        # A token is part of the completion if no EOS came strictly before it (the first EOS is kept).
+        eos_before = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
+        mask = (~eos_before).long()
+        return Generation(completion_ids=ids.masked_fill(mask == 0, self.pad_token_id), completion_mask=mask,
+                          logprobs=torch.stack(logps, dim=1).cpu() * mask, finished=is_eos.any(dim=1))
+
+
+def _sample(logits: torch.Tensor, params: SamplingParams, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from logits [n, V]; returns (token [n], its log-prob under the sampled law [n])."""
+    if params.temperature <= 0:
+        logprobs = torch.log_softmax(logits, dim=-1)
+        token = logits.argmax(dim=-1)
+        return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
+    logits = logits / params.temperature
+    if params.top_p < 1.0:
+        logits = _top_p_filter(logits, params.top_p)
+    logprobs = torch.log_softmax(logits, dim=-1)
+    token = torch.multinomial(logprobs.exp(), 1, generator=rng).squeeze(-1)
+    return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability reaches top_p (the top token always stays)."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs
+    sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
+    return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+
+
+def _concat(parts: list[Generation], pad_id: int) -> Generation:
+    width = max(p.completion_ids.shape[1] for p in parts)
+
+    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    return Generation(
+        completion_ids=torch.cat([pad(p.completion_ids, pad_id) for p in parts]),
+        completion_mask=torch.cat([pad(p.completion_mask, 0) for p in parts]),
+        logprobs=torch.cat([pad(p.logprobs, 0.0) for p in parts]),
+        finished=torch.cat([p.finished for p in parts]),
+    )

@@ -1,0 +1,261 @@
+"""The GRPO loop (R1-SPEC section 2): sample a group per prompt, score it with rule rewards, turn the
+rewards into group-relative advantages, and take clipped policy-gradient steps with a k3 KL penalty to
+a frozen reference. The math is in `r1kit.algorithms`; this file only orders the steps.
+
+Every source of randomness is seeded from (seed, step), so a run resumed from a checkpoint replays the
+remaining steps exactly as an uninterrupted run would (on CPU, with the same thread count).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_batch_weight, zero_variance_share
+from r1kit.config import ZeroConfig
+from r1kit.models.logprobs import completion_logprobs
+from r1kit.rewards import compute_rewards
+from r1kit.rollout import Generator, SamplingParams
+from r1kit.types import Example
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One step's N = B*G completions, ready for the loss. Rows are group-major."""
+
+    input_ids: torch.Tensor
+    """[N, P+T] left-padded prompt then completion."""
+    attention_mask: torch.Tensor
+    """[N, P+T]"""
+    completion_mask: torch.Tensor
+    """[N, T]"""
+    rewards: torch.Tensor
+    """[B, G] summed rewards."""
+    advantages: torch.Tensor
+    """[N]"""
+    ref_logprobs: torch.Tensor | None
+    """[N, T] under the reference, or None when kl_coef is 0."""
+    old_logprobs: torch.Tensor | None
+    """[N, T] under the policy before this step's updates, or None when there is only one update (the
+    ratio is then exactly 1 and the detached current log-probs stand in)."""
+    metrics: dict[str, float]
+
+
+def step_seed(seed: int, step: int, stream: int) -> int:
+    """A distinct, reproducible seed per (run seed, step, purpose)."""
+    return (seed * 1_000_003 + step * 7919 + stream * 104_729) % (2**62)
+
+
+def prompts_for_step(n_examples: int, step: int, batch: int, seed: int) -> list[int]:
+    """Indices of the B prompts of `step`: consecutive slices of per-epoch seeded permutations."""
+    out: list[int] = []
+    pos = step * batch
+    while len(out) < batch:
+        epoch, offset = divmod(pos, n_examples)
+        perm = torch.randperm(n_examples, generator=torch.Generator().manual_seed(step_seed(seed, epoch, 1)))
+        take = min(batch - len(out), n_examples - offset)
+        out.extend(perm[offset : offset + take].tolist())
+        pos += take
+    return out
+
+
+def collect_rollout(
+    cfg: ZeroConfig,
+    step: int,
+    generator: Generator,
+    tokenizer: Any,
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    examples: Sequence[Example],
+    prompt_ids: Sequence[Sequence[int]],
+) -> Rollout:
+    """Generate G completions per prompt, score them and compute advantages (no gradient)."""
+    B, G = len(examples), cfg.group_size
+    r = cfg.rollout
+    params = SamplingParams(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens)
+    gen = generator.generate(prompt_ids, params, num_samples=G, seed=step_seed(cfg.seed, step, 2))
+
+    texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
+    repeated = [e for e in examples for _ in range(G)]
+    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, cfg.rewards)
+    rewards = torch.tensor(scored.total, dtype=torch.float32).view(B, G)
+    advantages = group_advantages(rewards, scale_by_std=cfg.grpo.scale_by_std).view(-1)
+
+    input_ids, attention = _join(prompt_ids, G, gen.completion_ids, gen.completion_mask, tokenizer.pad_token_id)
+    T = gen.completion_ids.shape[1]
+    ref_logprobs = old_logprobs = None
+    if cfg.grpo.kl_coef > 0 and reference is not None:
+        ref_logprobs = _logprobs_no_grad(reference, input_ids, attention, T, cfg)
+    if cfg.grpo.num_minibatches * cfg.grpo.num_epochs > 1:
+        old_logprobs = _logprobs_no_grad(policy, input_ids, attention, T, cfg)
+
+    lengths = gen.completion_mask.sum(dim=1).float()
+    metrics = {
+        "reward/mean": rewards.mean().item(),
+        "reward/std": rewards.std().item() if rewards.numel() > 1 else 0.0,
+        **{f"reward/{k}/mean": sum(v) / len(v) for k, v in scored.per_reward.items()},
+        "response_length/mean": lengths.mean().item(),
+        "response_length/max": lengths.max().item(),
+        "truncated_rate": (~gen.finished).float().mean().item(),
+        "zero_variance_groups": zero_variance_share(rewards),
+        "tokens": float(gen.completion_mask.sum().item()),
+    }
+    for name in ("accuracy", "format"):
+        if name in scored.per_reward:
+            metrics[{"accuracy": "accuracy", "format": "format_rate"}[name]] = metrics[f"reward/{name}/mean"]
+    return Rollout(input_ids, attention, gen.completion_mask, rewards, advantages, ref_logprobs, old_logprobs,
+                   metrics)
+
+
+def _join(prompt_ids: Sequence[Sequence[int]], G: int, completion_ids: torch.Tensor,
+          completion_mask: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad the prompts, repeat each G times, append the completions: [N, P+T] ids and mask."""
+    width = max(len(p) for p in prompt_ids)
+    ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for i, p in enumerate(prompt_ids):
+        ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    ids, mask = ids.repeat_interleave(G, dim=0), mask.repeat_interleave(G, dim=0)
+    return torch.cat([ids, completion_ids], dim=1), torch.cat([mask, completion_mask.long()], dim=1)
+
+
+@torch.no_grad()
+def _logprobs_no_grad(model: torch.nn.Module, input_ids: torch.Tensor, attention: torch.Tensor, T: int,
+                      cfg: ZeroConfig) -> torch.Tensor:
+    chunk = cfg.optim.micro_batch_size or input_ids.shape[0]
+    parts = [completion_logprobs(model, input_ids[i : i + chunk], attention[i : i + chunk], T,
+                                 temperature=cfg.rollout.temperature)[0]
+             for i in range(0, input_ids.shape[0], chunk)]
+    return torch.cat(parts)
+
+
+def update_policy(
+    cfg: ZeroConfig,
+    step: int,
+    policy: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    rollout: Rollout,
+) -> dict[str, float]:
+    """num_epochs passes over the rollout, each split into num_minibatches optimizer steps."""
+    g = cfg.grpo
+    N = rollout.input_ids.shape[0]
+    if N % g.num_minibatches:
+        raise ValueError(f"B*G = {N} completions do not split into {g.num_minibatches} minibatches")
+    rng = torch.Generator().manual_seed(step_seed(cfg.seed, step, 3))
+    sums: dict[str, float] = {}
+    n_updates = 0
+    policy.train()
+    for _ in range(g.num_epochs):
+        order = torch.randperm(N, generator=rng) if g.num_minibatches > 1 else torch.arange(N)
+        for rows in order.chunk(g.num_minibatches):
+            stats = _minibatch_step(cfg, policy, optimizer, rollout, rows)
+            scheduler.step()
+            n_updates += 1
+            for k, v in stats.items():
+                sums[k] = sums.get(k, 0.0) + v
+    return {k: v / n_updates for k, v in sums.items()}
+
+
+def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    rollout: Rollout, rows: torch.Tensor) -> dict[str, float]:
+    """One optimizer step on `rows`, accumulating gradients over micro-batches."""
+    g = cfg.grpo
+    full_mask = rollout.completion_mask[rows]
+    micro = cfg.optim.micro_batch_size or len(rows)
+    stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}
+    optimizer.zero_grad(set_to_none=True)
+    for part in rows.split(micro):
+        cmask = rollout.completion_mask[part]
+        # Drop columns that are padding in every row of this micro-batch: less compute, same loss.
+        T = max(int(cmask.sum(dim=1).max().item()), 1)
+        P = rollout.input_ids.shape[1] - rollout.completion_mask.shape[1]
+        first = int((rollout.attention_mask[part, :P].sum(dim=0) > 0).nonzero()[0].item())
+        ids = rollout.input_ids[part, first : P + T]
+        attn = rollout.attention_mask[part, first : P + T]
+        cmask = cmask[:, :T]
+        logprobs, entropy = completion_logprobs(policy, ids, attn, T, temperature=cfg.rollout.temperature,
+                                                with_entropy=True)
+        old = rollout.old_logprobs[part, :T] if rollout.old_logprobs is not None else logprobs.detach()
+        ref = rollout.ref_logprobs[part, :T] if rollout.ref_logprobs is not None else None
+        out = grpo_loss(logprobs, old, ref, rollout.advantages[part], cmask,
+                        clip_eps_low=g.clip_eps_low, clip_eps_high=g.clip_eps_high, kl_coef=g.kl_coef,
+                        aggregation=g.aggregation, ratio_level=g.ratio_level,
+                        max_tokens=cfg.rollout.max_new_tokens)
+        w = micro_batch_weight(cmask, full_mask, aggregation=g.aggregation)
+        (out.loss * w).backward()
+        share = len(part) / len(rows)
+        stats["loss"] += out.loss.item() * w
+        stats["policy_loss"] += out.policy_loss.item() * w
+        stats["kl"] += out.kl.item() * share
+        stats["clip_fraction"] += out.clip_fraction.item() * share
+        assert entropy is not None
+        stats["entropy"] += masked_mean(entropy, cmask).item() * share
+    max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else math.inf
+    stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm))
+    stats["lr"] = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    return stats
+
+
+def make_optimizer(cfg: ZeroConfig, policy: torch.nn.Module
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with linear warmup, then constant or cosine decay, per optimizer step."""
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    total = max(cfg.steps * cfg.grpo.num_minibatches * cfg.grpo.num_epochs, 1)
+
+    def factor(i: int) -> float:
+        if i < o.warmup_steps:
+            return (i + 1) / o.warmup_steps
+        if o.schedule == "constant":
+            return 1.0
+        progress = min((i - o.warmup_steps) / max(total - o.warmup_steps, 1), 1.0)
+        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_reference(policy: torch.nn.Module, kl_coef: float) -> torch.nn.Module | None:
+    """A frozen copy of the policy for the KL term, or None when the KL is off."""
+    if kl_coef <= 0:
+        return None
+    reference = copy.deepcopy(policy).eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+def train_step(
+    cfg: ZeroConfig,
+    step: int,
+    generator: Generator,
+    tokenizer: Any,
+    policy: torch.nn.Module,
+    reference: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    examples: Sequence[Example],
+    prompt_ids: Sequence[Sequence[int]],
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics."""
+    start = clock()
+    idx = prompts_for_step(len(examples), step, cfg.prompts_per_step, cfg.seed)
+    rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
+                              [examples[i] for i in idx], [prompt_ids[i] for i in idx])
+    stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout)
+    generator.update_weights(policy)
+    every = cfg.grpo.ref_update_every
+    if reference is not None and every > 0 and (step + 1) % every == 0:
+        reference.load_state_dict(policy.state_dict())
+    seconds = clock() - start
+    metrics = {**rollout.metrics, **stats, "step_seconds": seconds,
+               "tokens_per_s": rollout.metrics["tokens"] / max(seconds, 1e-9)}
+    return metrics
