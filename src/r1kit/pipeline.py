@@ -16,6 +16,7 @@ from typing import Any
 import torch
 import yaml
 from tqdm import tqdm
+from transformers import PreTrainedModel
 
 from r1kit.config import ConfigError, ZeroConfig, to_dict
 from r1kit.evaluation import EvalResult, evaluate
@@ -37,7 +38,7 @@ TIMING_KEYS = ("step_seconds", "tokens_per_s", "eval/seconds")
 class Prepared:
     """What a stage needs, loaded and checked before any output is written."""
 
-    policy: torch.nn.Module
+    policy: PreTrainedModel
     tokenizer: Any
     train: list[Example]
     train_ids: list[list[int]]
@@ -79,21 +80,27 @@ def validate(cfg: ZeroConfig) -> None:
 def prepare(cfg: ZeroConfig) -> Prepared:
     """Load the model, tokenizer and task data, and tokenize every prompt once."""
     validate(cfg)
-    tokenizer = load_tokenizer(cfg.model.path)
     try:
         train = load_task(cfg.task.name, "train", n=cfg.task.train_size, seed=cfg.seed, path=cfg.task.path)
         test = load_task(cfg.task.name, "test", n=cfg.task.eval_size, seed=cfg.seed, path=cfg.task.path)
     except ValueError as e:  # unknown task, missing or malformed data: the user's input, not a bug
         raise ConfigError(str(e)) from None
+    tokenizer = load_tokenizer(cfg.model.path)
     policy = load_model(cfg.model.path, cfg.model.dtype)
     if cfg.model.gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
+        # transformers 5 renamed the switch; older releases only have the first name.
+        enable = getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable
+        enable()
 
     def encode(examples: list[Example]) -> list[list[int]]:
         texts = [render_prompt(e.prompt, cfg.task.template, tokenizer) for e in examples]
         return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
-    return Prepared(policy, tokenizer, train, encode(train), test, encode(test))
+    try:
+        train_ids, test_ids = encode(train), encode(test)
+    except ValueError as e:  # e.g. a chat template asked of a tokenizer that has none
+        raise ConfigError(str(e)) from None
+    return Prepared(policy, tokenizer, train, train_ids, test, test_ids)
 
 
 def run_zero(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def run_zero(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     return _finish(cfg, out, policy, tokenizer, log, time.perf_counter() - started)
 
 
-def _finish(cfg: ZeroConfig, out: Path, policy: torch.nn.Module, tokenizer: Any, log: MetricsLog,
+def _finish(cfg: ZeroConfig, out: Path, policy: PreTrainedModel, tokenizer: Any, log: MetricsLog,
             wall: float) -> dict[str, Any]:
     """Final model, plots and summary.json from the metrics log (so a resumed run reports the whole run)."""
     rows = log.rows()

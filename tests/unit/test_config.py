@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.conftest import REPO
 
 from r1kit.config import ConfigError, ZeroConfig, load_config, parse_override, to_dict
-from tests.conftest import REPO
 
 
 def test_tiny_recipe_equals_the_defaults():

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -48,7 +48,7 @@ def load_tokenizer(path: str) -> Any:
     return tokenizer
 
 
-def load_model(path: str, dtype: str = "float32", device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_model(path: str, dtype: str = "float32", device: str | torch.device = "cpu") -> PreTrainedModel:
     hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(path), dtype=DTYPES[dtype])
@@ -56,7 +56,8 @@ def load_model(path: str, dtype: str = "float32", device: str | torch.device = "
         raise
     except Exception as e:
         raise ModelLoadError(f"cannot load model from {path}: {_first_line(e)}") from None
-    return model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers types `to` through a decorator
+    return model
 
 
 def _first_line(e: Exception) -> str:

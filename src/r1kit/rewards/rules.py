@@ -16,7 +16,8 @@ from r1kit.rewards.extract import extract_answer
 Verifier = Callable[[str, str, Mapping[str, Any]], bool]
 
 # <think>...</think> then <answer>...</answer>, each exactly once, nothing but whitespace around them.
-_FORMAT = re.compile(r"\s*<think>(?:(?!</?think>|</?answer>).)*</think>\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>\s*", re.DOTALL)
+_NO_TAG = r"(?:(?!</?think>|</?answer>).)*"
+_FORMAT = re.compile(rf"\s*<think>{_NO_TAG}</think>\s*<answer>{_NO_TAG}</answer>\s*", re.DOTALL)
 
 
 def format_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
