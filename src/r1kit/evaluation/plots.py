@@ -14,7 +14,11 @@ import matplotlib.pyplot as plt
 
 
 def moving_average(values: Sequence[float], window: int) -> list[float]:
-    """Trailing mean over up to `window` values. >>> moving_average([1, 3, 5], 2) -> [1.0, 2.0, 4.0]"""
+    """Trailing mean over up to `window` values.
+
+    >>> moving_average([1, 3, 5], 2)
+    [1.0, 2.0, 4.0]
+    """
     out, total = [], 0.0
     for i, v in enumerate(values):
         total += v

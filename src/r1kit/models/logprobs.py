@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from r1kit.algorithms import entropy_from_logits
+
 
 def completion_logprobs(
     model: torch.nn.Module,
@@ -31,6 +33,5 @@ def completion_logprobs(
     entropy = None
     if with_entropy:
         with torch.no_grad():
-            p = torch.softmax(logits, dim=-1)
-            entropy = torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
+            entropy = entropy_from_logits(logits)
     return logprobs, entropy
