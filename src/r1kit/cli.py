@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from r1kit.pipeline import run_zero
 
             cfg = load_config(ZeroConfig, args.config, args.overrides)
-            summary = run_zero(cfg, progress=not args.quiet and sys.stderr.isatty())
+            summary = run_zero(cfg, progress=not args.quiet)
             before, after = summary["before"]["pass@1"], summary["after"]["pass@1"]
             print(f"held-out pass@1 {before:.3f} -> {after:.3f} ({100 * (after - before):+.1f} points) "
                   f"in {summary['wall_seconds']:.0f} s; results in {cfg.out_dir}")

@@ -99,7 +99,8 @@ def collect_rollout(
     metrics = {
         "reward/mean": rewards.mean().item(),
         "reward/std": rewards.std().item() if rewards.numel() > 1 else 0.0,
-        **{f"reward/{k}/mean": sum(v) / len(v) for k, v in scored.per_reward.items()},
+        **{f"reward/{k}/{stat}": value for k, v in scored.per_reward.items()
+           for stat, value in _mean_std(v).items()},
         "response_length/mean": lengths.mean().item(),
         "response_length/max": lengths.max().item(),
         "truncated_rate": (~gen.finished).float().mean().item(),
@@ -111,6 +112,11 @@ def collect_rollout(
             metrics[{"accuracy": "accuracy", "format": "format_rate"}[name]] = metrics[f"reward/{name}/mean"]
     return Rollout(input_ids, attention, gen.completion_mask, rewards, advantages, ref_logprobs, old_logprobs,
                    metrics)
+
+
+def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    return {"mean": t.mean().item(), "std": t.std().item() if len(values) > 1 else 0.0}
 
 
 def _join(prompt_ids: Sequence[Sequence[int]], G: int, completion_ids: torch.Tensor,
