@@ -58,7 +58,7 @@ def test_micro_batch_one_times_accumulation_equals_full_batch(setup, aggregation
     for cfg in (cfg_full, cfg_micro):
         model = copy.deepcopy(policy)
         opt = torch.optim.SGD(model.parameters(), lr=1.0)
-        stats = _minibatch_step(cfg, model, opt, rollout, torch.arange(rollout.input_ids.shape[0]))
+        stats = _minibatch_step(cfg, model, opt, rollout, torch.arange(rollout.completion_ids.shape[0]))
         results.append((model, stats))
     (full, s_full), (micro, s_micro) = results
     for a, b in zip(full.parameters(), micro.parameters()):

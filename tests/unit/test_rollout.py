@@ -8,7 +8,7 @@ import torch
 
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.models.logprobs import completion_logprobs
-from r1kit.rollout import HFGenerator, SamplingParams
+from r1kit.rollout import HFGenerator, SamplingParams, left_pad
 from r1kit.rollout.hf import _top_p_filter
 
 
@@ -72,16 +72,10 @@ def test_sampler_logprobs_equal_trainer_logprobs(engine):
     prompts = _prompts(tok)
     for temperature in (1.0, 0.7):
         out = gen.generate(prompts, SamplingParams(temperature=temperature, max_new_tokens=9), num_samples=2)
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), tok.pad_token_id)
-        attn = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p):], attn[i, width - len(p):] = torch.tensor(p), 1
-        ids, attn = ids.repeat_interleave(2, 0), attn.repeat_interleave(2, 0)
-        full_ids = torch.cat([ids, out.completion_ids], 1)
-        full_attn = torch.cat([attn, out.completion_mask], 1)
+        p_ids, p_mask = left_pad(prompts, tok.pad_token_id)
+        index = torch.arange(len(prompts)).repeat_interleave(2)
         with torch.no_grad():
-            logp, _ = completion_logprobs(model, full_ids, full_attn, out.completion_ids.shape[1],
+            logp, _ = completion_logprobs(model, p_ids, p_mask, index, out.completion_ids, out.completion_mask,
                                           temperature=temperature)
         m = out.completion_mask.bool()
         torch.testing.assert_close(logp[m], out.logprobs[m], atol=2e-5, rtol=1e-4)
@@ -102,3 +96,25 @@ def test_bad_arguments(engine):
         gen.generate(_prompts(tok), SamplingParams(), num_samples=0)
     with pytest.raises(ValueError, match="at least one token"):
         gen.generate([[]], SamplingParams())
+
+
+def test_shared_prefix_logprobs_equal_full_sequence_ones(engine):
+    # Encoding each prompt once and gathering its cache must give the same log-probs and gradients as
+    # a forward over every full sequence (the path used under gradient checkpointing).
+    from r1kit.models.logprobs import _full_sequence_logits
+
+    model, tok, _ = engine
+    torch.manual_seed(0)
+    p_ids, p_mask = left_pad(_prompts(tok), tok.pad_token_id)
+    index = torch.tensor([0, 0, 1, 1, 2, 2])
+    c_ids = torch.randint(3, len(tok), (6, 5))
+    c_mask = torch.ones(6, 5, dtype=torch.long)
+    c_mask[1, 3:] = 0
+    shared, _ = completion_logprobs(model, p_ids, p_mask, index, c_ids, c_mask, temperature=0.7)
+    grads_shared = torch.autograd.grad((shared * c_mask).sum(), list(model.parameters()))
+    logits = _full_sequence_logits(model, p_ids, p_mask, index, c_ids, c_mask).float() / 0.7
+    full = logits.gather(-1, c_ids[..., None]).squeeze(-1) - torch.logsumexp(logits, -1)
+    grads_full = torch.autograd.grad((full * c_mask).sum(), list(model.parameters()))
+    torch.testing.assert_close(shared[c_mask.bool()], full[c_mask.bool()], atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads_shared, grads_full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -52,3 +52,14 @@ class Generator(Protocol):
     def update_weights(self, model: torch.nn.Module) -> None:
         """Make the engine sample from `model`'s current weights."""
         ...
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token lists to [n, P] ids and mask, so every row's last token sits in the last column."""
+    width = max(len(p) for p in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for i, p in enumerate(sequences):
+        ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
+        mask[i, width - len(p):] = 1
+    return ids, mask

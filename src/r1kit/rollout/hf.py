@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from r1kit.rollout.base import Generation, SamplingParams
+from r1kit.rollout.base import Generation, SamplingParams, left_pad
 
 
 class HFGenerator:
@@ -42,38 +42,41 @@ class HFGenerator:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         if params.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {params.max_new_tokens}")
-        rows = [list(p) for p in prompt_ids for _ in range(num_samples)]
-        if any(len(r) == 0 for r in rows):
+        prompts = [list(p) for p in prompt_ids]
+        if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
         # One torch.Generator for the whole call: the same seed gives the same completions.
         device = next(self.model.parameters()).device
         rng = torch.Generator(device=device).manual_seed(seed)
+        per_batch = max(self.batch_size // num_samples, 1)  # whole groups per batch
         was_training = self.model.training
         self.model.eval()
         try:
-            parts = [self._generate_batch(rows[i : i + self.batch_size], params, rng)
-                     for i in range(0, len(rows), self.batch_size)]
+            parts = [self._generate_batch(prompts[i : i + per_batch], num_samples, params, rng)
+                     for i in range(0, len(prompts), per_batch)]
         finally:
             self.model.train(was_training)
         return _concat(parts, self.pad_token_id)
 
-    def _generate_batch(self, rows: list[list[int]], params: SamplingParams, rng: torch.Generator) -> Generation:
+    def _generate_batch(self, prompts: list[list[int]], num_samples: int, params: SamplingParams,
+                        rng: torch.Generator) -> Generation:
         device = next(self.model.parameters()).device
-        n, width = len(rows), max(len(r) for r in rows)
-        input_ids = torch.full((n, width), self.pad_token_id, dtype=torch.long)
-        attention = torch.zeros((n, width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            input_ids[i, width - len(r):] = torch.tensor(r)
-            attention[i, width - len(r):] = 1
-        input_ids, attention = input_ids.to(device), attention.to(device)
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        input_ids, prompt_mask = left_pad(prompts, self.pad_token_id)
+        input_ids, prompt_mask = input_ids.to(device), prompt_mask.to(device)
+        # Prefill each prompt once, then copy its KV cache to its num_samples rows.
+        out = self.model(input_ids=input_ids, attention_mask=prompt_mask,
+                         position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+        index = torch.arange(len(prompts), device=device).repeat_interleave(num_samples)
+        cache = out.past_key_values
+        cache.reorder_cache(index)
+        attention = prompt_mask[index]
+        n = attention.shape[0]
+        next_pos = attention.sum(dim=1, keepdim=True)
+        logits = out.logits[index, -1, :].float()
         eos_ids = self.eos_ids.to(device)
 
         tokens, logps = [], []
         done = torch.zeros(n, dtype=torch.bool, device=device)
-        out = self.model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True)
-        cache, next_pos = out.past_key_values, positions[:, -1:] + 1
-        logits = out.logits[:, -1, :].float()
         for _ in range(params.max_new_tokens):
             token, logp = _sample(logits, params, rng)
             token = torch.where(done, torch.full_like(token, self.pad_token_id), token)

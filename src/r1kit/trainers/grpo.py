@@ -9,6 +9,7 @@ remaining steps exactly as an uninterrupted run would (on CPU, with the same thr
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -21,20 +22,22 @@ from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_bat
 from r1kit.config import ZeroConfig
 from r1kit.models.logprobs import completion_logprobs
 from r1kit.rewards import compute_rewards
-from r1kit.rollout import Generator, SamplingParams
+from r1kit.rollout import Generator, SamplingParams, left_pad
 from r1kit.types import Example
 
 
 @dataclass(frozen=True)
 class Rollout:
-    """One step's N = B*G completions, ready for the loss. Rows are group-major."""
+    """One step's N = B*G completions, ready for the loss. Rows are group-major: row i answers prompt i // G."""
 
-    input_ids: torch.Tensor
-    """[N, P+T] left-padded prompt then completion."""
-    attention_mask: torch.Tensor
-    """[N, P+T]"""
-    completion_mask: torch.Tensor
+    prompt_ids: torch.Tensor
+    """[B, P] left-padded prompts, once per group."""
+    prompt_mask: torch.Tensor
+    """[B, P]"""
+    completion_ids: torch.Tensor
     """[N, T]"""
+    completion_mask: torch.Tensor
+    """[N, T] 1 for completion tokens including the first EOS."""
     rewards: torch.Tensor
     """[B, G] summed rewards."""
     advantages: torch.Tensor
@@ -45,6 +48,20 @@ class Rollout:
     """[N, T] under the policy before this step's updates, or None when there is only one update (the
     ratio is then exactly 1 and the detached current log-probs stand in)."""
     metrics: dict[str, float]
+
+    @property
+    def group_size(self) -> int:
+        return self.completion_ids.shape[0] // self.prompt_ids.shape[0]
+
+    def rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The inputs of `completion_logprobs` for a subset of rows, trimmed of all-padding columns:
+        (prompt_ids [U, P'], prompt_mask, prompt_index [n], completion_ids [n, T'], completion_mask)."""
+        groups, index = torch.unique(rows // self.group_size, return_inverse=True)
+        pmask = self.prompt_mask[groups]
+        first = int((pmask.sum(dim=0) > 0).nonzero()[0].item())
+        cmask = self.completion_mask[rows]
+        T = max(int(cmask.sum(dim=1).max().item()), 1)
+        return self.prompt_ids[groups, first:], pmask[:, first:], index, self.completion_ids[rows, :T], cmask[:, :T]
 
 
 def step_seed(seed: int, step: int, stream: int) -> int:
@@ -87,13 +104,13 @@ def collect_rollout(
     rewards = torch.tensor(scored.total, dtype=torch.float32).view(B, G)
     advantages = group_advantages(rewards, scale_by_std=cfg.grpo.scale_by_std).view(-1)
 
-    input_ids, attention = _join(prompt_ids, G, gen.completion_ids, gen.completion_mask, tokenizer.pad_token_id)
-    T = gen.completion_ids.shape[1]
+    p_ids, p_mask = left_pad(prompt_ids, tokenizer.pad_token_id)
+    rollout = Rollout(p_ids, p_mask, gen.completion_ids, gen.completion_mask, rewards, advantages, None, None, {})
     ref_logprobs = old_logprobs = None
     if cfg.grpo.kl_coef > 0 and reference is not None:
-        ref_logprobs = _logprobs_no_grad(reference, input_ids, attention, T, cfg)
+        ref_logprobs = _logprobs_no_grad(reference, rollout, cfg)
     if cfg.grpo.num_minibatches * cfg.grpo.num_epochs > 1:
-        old_logprobs = _logprobs_no_grad(policy, input_ids, attention, T, cfg)
+        old_logprobs = _logprobs_no_grad(policy, rollout, cfg)
 
     lengths = gen.completion_mask.sum(dim=1).float()
     metrics = {
@@ -110,8 +127,7 @@ def collect_rollout(
     for name in ("accuracy", "format"):
         if name in scored.per_reward:
             metrics[{"accuracy": "accuracy", "format": "format_rate"}[name]] = metrics[f"reward/{name}/mean"]
-    return Rollout(input_ids, attention, gen.completion_mask, rewards, advantages, ref_logprobs, old_logprobs,
-                   metrics)
+    return dataclasses.replace(rollout, ref_logprobs=ref_logprobs, old_logprobs=old_logprobs, metrics=metrics)
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -119,27 +135,18 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": t.mean().item(), "std": t.std().item() if len(values) > 1 else 0.0}
 
 
-def _join(prompt_ids: Sequence[Sequence[int]], G: int, completion_ids: torch.Tensor,
-          completion_mask: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad the prompts, repeat each G times, append the completions: [N, P+T] ids and mask."""
-    width = max(len(p) for p in prompt_ids)
-    ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
-    for i, p in enumerate(prompt_ids):
-        ids[i, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-        mask[i, width - len(p):] = 1
-    ids, mask = ids.repeat_interleave(G, dim=0), mask.repeat_interleave(G, dim=0)
-    return torch.cat([ids, completion_ids], dim=1), torch.cat([mask, completion_mask.long()], dim=1)
-
-
 @torch.no_grad()
-def _logprobs_no_grad(model: torch.nn.Module, input_ids: torch.Tensor, attention: torch.Tensor, T: int,
-                      cfg: ZeroConfig) -> torch.Tensor:
-    chunk = cfg.optim.micro_batch_size or input_ids.shape[0]
-    parts = [completion_logprobs(model, input_ids[i : i + chunk], attention[i : i + chunk], T,
-                                 temperature=cfg.rollout.temperature)[0]
-             for i in range(0, input_ids.shape[0], chunk)]
-    return torch.cat(parts)
+def _logprobs_no_grad(model: torch.nn.Module, rollout: Rollout, cfg: ZeroConfig) -> torch.Tensor:
+    """[N, T] log-probs of the whole rollout, in micro-batches of whole groups."""
+    N, T = rollout.completion_ids.shape
+    G = rollout.group_size
+    chunk = max((cfg.optim.micro_batch_size or N) // G, 1) * G
+    out = torch.zeros((N, T))
+    for start in range(0, N, chunk):
+        rows = torch.arange(start, min(start + chunk, N))
+        logprobs, _ = completion_logprobs(model, *rollout.rows(rows), temperature=cfg.rollout.temperature)
+        out[rows, : logprobs.shape[1]] = logprobs
+    return out
 
 
 def update_policy(
@@ -152,7 +159,7 @@ def update_policy(
 ) -> dict[str, float]:
     """num_epochs passes over the rollout, each split into num_minibatches optimizer steps."""
     g = cfg.grpo
-    N = rollout.input_ids.shape[0]
+    N, B = rollout.completion_ids.shape[0], rollout.prompt_ids.shape[0]
     if N % g.num_minibatches:
         raise ValueError(f"B*G = {N} completions do not split into {g.num_minibatches} minibatches")
     rng = torch.Generator().manual_seed(step_seed(cfg.seed, step, 3))
@@ -160,7 +167,9 @@ def update_policy(
     n_updates = 0
     policy.train()
     for _ in range(g.num_epochs):
-        order = torch.randperm(N, generator=rng) if g.num_minibatches > 1 else torch.arange(N)
+        # Shuffle whole groups, so a minibatch holds few distinct prompts and shares their encoding.
+        groups = torch.randperm(B, generator=rng) if g.num_minibatches > 1 else torch.arange(B)
+        order = (groups[:, None] * rollout.group_size + torch.arange(rollout.group_size)).view(-1)
         for rows in order.chunk(g.num_minibatches):
             stats = _minibatch_step(cfg, policy, optimizer, rollout, rows)
             scheduler.step()
@@ -179,16 +188,10 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
     stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}
     optimizer.zero_grad(set_to_none=True)
     for part in rows.split(micro):
-        cmask = rollout.completion_mask[part]
-        # Drop columns that are padding in every row of this micro-batch: less compute, same loss.
-        T = max(int(cmask.sum(dim=1).max().item()), 1)
-        P = rollout.input_ids.shape[1] - rollout.completion_mask.shape[1]
-        first = int((rollout.attention_mask[part, :P].sum(dim=0) > 0).nonzero()[0].item())
-        ids = rollout.input_ids[part, first : P + T]
-        attn = rollout.attention_mask[part, first : P + T]
-        cmask = cmask[:, :T]
-        logprobs, entropy = completion_logprobs(policy, ids, attn, T, temperature=cfg.rollout.temperature,
-                                                with_entropy=True)
+        p_ids, p_mask, index, c_ids, cmask = rollout.rows(part)
+        T = c_ids.shape[1]
+        logprobs, entropy = completion_logprobs(policy, p_ids, p_mask, index, c_ids, cmask,
+                                                temperature=cfg.rollout.temperature, with_entropy=True)
         old = rollout.old_logprobs[part, :T] if rollout.old_logprobs is not None else logprobs.detach()
         ref = rollout.ref_logprobs[part, :T] if rollout.ref_logprobs is not None else None
         out = grpo_loss(logprobs, old, ref, rollout.advantages[part], cmask,
