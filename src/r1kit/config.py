@@ -98,7 +98,7 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
-    every: int = 25
+    every: int = 20
     """Evaluate on held-out prompts every this many steps (and before and after training); 0: only those."""
     samples: int = 8
     """k completions per prompt; pass@1 is their mean correctness."""
@@ -115,7 +115,7 @@ class ZeroConfig:
 
     out_dir: str = "runs/zero"
     seed: int = 0
-    steps: int = 120
+    steps: int = 80
     """Optimizer-step rounds: one rollout each."""
     prompts_per_step: int = 16
     """B: unique prompts per rollout (R1-Zero: 32)."""
@@ -123,7 +123,7 @@ class ZeroConfig:
     """G: completions per prompt (R1-Zero: 16)."""
     threads: int = 2
     """torch CPU threads; on a loaded machine 1 can be faster. 0 leaves torch's default."""
-    save_every: int = 25
+    save_every: int = 20
     """Checkpoint every this many steps (and at the end); resume continues from the last one."""
     rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 0.2})
     """Reward name (a key of `r1kit.rewards.REWARDS`) -> weight in the summed reward."""
