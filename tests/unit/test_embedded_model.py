@@ -10,6 +10,15 @@ from r1kit.tasks import load_task
 from r1kit.templates import render_prompt
 
 
+@pytest.fixture
+def one_thread():
+    # Two OpenMP threads on a busy 2-core machine spin against each other (10x slower); one is enough.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     return AutoTokenizer.from_pretrained(EMBEDDED_MODEL_DIR)
@@ -75,7 +84,7 @@ def test_templated_prompts_are_short(tokenizer):
             assert len(ids) < limit
 
 
-def test_greedy_completion_is_well_formed(model, tokenizer):
+def test_greedy_completion_is_well_formed(model, tokenizer, one_thread):
     prompts = [render_prompt(e.prompt, "r1_zero") for e in load_task("arithmetic", "test", n=4)]
     enc = tokenizer(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
@@ -99,7 +108,7 @@ def test_corpus_comes_from_train_problems_only():
     assert any("+" in p.split("User: ")[-1] for p, _ in docs)
 
 
-def test_rebuild_is_deterministic_at_small_scale(tmp_path):
+def test_rebuild_is_deterministic_at_small_scale(tmp_path, one_thread):
     # Same seed and thread count -> byte-identical weights and tokenizer (a few steps stand in for
     # the full build, which runs the same code for a few minutes).
     from r1kit.models.embedded import CorpusNoise, PretrainConfig, build
