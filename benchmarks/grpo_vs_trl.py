@@ -42,6 +42,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
 import torch
+import yaml
 
 from r1kit.config import ZeroConfig, load_config
 from r1kit.pipeline import prepare
@@ -233,7 +234,8 @@ def trl_settings(cfg: ZeroConfig) -> dict[str, Any]:
 
 
 def run_trl(cfg: ZeroConfig, step_prompts: list[list[str]], log: bool, out_dir: Path,
-            after_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+            after_step: Callable[[int], None] | None = None, overrides: dict[str, Any] | None = None
+            ) -> dict[str, Any]:
     """TRL's GRPOTrainer on the same problem. `after_step(k)` runs after TRL's step k has been timed and
     before step k+1 starts (the interleaved mode runs r1kit's step k there); its time is excluded."""
     import datasets
@@ -264,7 +266,7 @@ def run_trl(cfg: ZeroConfig, step_prompts: list[list[str]], log: bool, out_dir: 
                           == tokenizer([first], add_special_tokens=False)["input_ids"][0])
     same_info = dataset[0]["info"] == records[0]["info"]  # the verifier's info column survives `datasets`
 
-    settings = trl_settings(cfg)
+    settings = {**trl_settings(cfg), **(overrides or {})}
     args = trl.GRPOConfig(output_dir=str(out_dir), **settings)
 
     class Timer(transformers.TrainerCallback):
@@ -435,11 +437,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--order", choices=["interleaved", "r1kit-first", "trl-first"], default="interleaved",
                    help="interleaved (default): TRL step k, then r1kit step k, so that both see the same\n"
                         "machine load over time; or one whole run after the other")
+    p.add_argument("--trl", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one GRPOConfig field (YAML value), e.g. --trl cache_implementation=static")
     p.add_argument("--window", type=int, default=10, help="moving-average window of the printed curves")
     p.add_argument("--every", type=int, default=None, help="print the curves every k steps")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench" / "grpo_vs_trl.json")
     p.add_argument("--quiet", action="store_true", help="no per-step lines")
     args = p.parse_args(argv)
+
+    trl_overrides = {}
+    for item in args.trl:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--trl expects KEY=VALUE, got {item!r}")
+        trl_overrides[key.strip()] = yaml.safe_load(value)
 
     with tempfile.TemporaryDirectory() as tmp:
         model_path = resolve_model(args.model, Path(tmp))
@@ -454,13 +465,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         trl_out = Path(tmp) / "trl-out"
         results: dict[str, Any] = {}
         if args.order == "interleaved":
-            results["trl"] = run_trl(cfg, step_prompts, not args.quiet, trl_out, after_step=r1.step)
+            results["trl"] = run_trl(cfg, step_prompts, not args.quiet, trl_out, after_step=r1.step,
+                                    overrides=trl_overrides)
             results["r1kit"] = r1.result(None)
         elif args.order == "r1kit-first":
             results["r1kit"] = run_r1kit(r1)
-            results["trl"] = run_trl(cfg, step_prompts, not args.quiet, trl_out)
+            results["trl"] = run_trl(cfg, step_prompts, not args.quiet, trl_out, overrides=trl_overrides)
         else:
-            results["trl"] = run_trl(cfg, step_prompts, not args.quiet, trl_out)
+            results["trl"] = run_trl(cfg, step_prompts, not args.quiet, trl_out, overrides=trl_overrides)
             results["r1kit"] = run_r1kit(r1)
 
     s_r, s_t = summarize(results["r1kit"], cfg.steps), summarize(results["trl"], cfg.steps)
