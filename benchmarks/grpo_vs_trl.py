@@ -106,6 +106,25 @@ def resolve_model(arg: str, tmp: Path) -> str:
     return arg
 
 
+def provenance(model_path: str) -> dict[str, Any]:
+    """The r1kit commit (and whether src/ has uncommitted edits) and the weights' hash, for the record."""
+    import hashlib
+    import subprocess
+
+    def git(*cmd: str) -> str | None:
+        try:
+            return subprocess.run(["git", *cmd], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    from r1kit.models.loading import resolve_model_path
+
+    weights = Path(resolve_model_path(model_path)) / "model.safetensors"
+    return {"r1kit_commit": git("rev-parse", "--short", "HEAD"),
+            "r1kit_src_modified": bool(git("status", "--porcelain", "src")),
+            "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest()[:16] if weights.is_file() else None}
+
+
 def load_average() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -399,7 +418,9 @@ def report(out: dict[str, Any], window: int, every: int) -> None:
           f"(per completion token: {c['speedup_tokens_per_s']:.2f}x; median step: {c['speedup_median_step']:.2f}x; "
           f"median of per-step ratios: {c['speedup_paired_median']:.2f}x)")
     if c["accuracy_last_25pct_diff_points"] is not None:
-        print(f"accuracy over the last 25% of steps: r1kit - TRL = {c['accuracy_last_25pct_diff_points']:+.1f} points")
+        print(f"accuracy over the last 25% of steps: r1kit - TRL = {c['accuracy_last_25pct_diff_points']:+.1f} points; "
+              f"largest gap between the {c['moving_average_window']}-step moving averages: "
+              f"{c['max_moving_average_gap_points']:.1f} points")
     print(f"TRL train() wall incl. its per-step logging (r1kit's interleaved steps excluded): "
           f"{out['trl']['train_seconds']:.1f}s ({out['config']['steps'] / out['trl']['train_seconds']:.3f} steps/s)")
     print(f"load average (1, 5, 15 min) before/after: r1kit {out['r1kit']['load_average_before']} / "
@@ -455,6 +476,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         model_path = resolve_model(args.model, Path(tmp))
         cfg = build_config(args, model_path)
+        record = provenance(model_path)
         if cfg.threads > 0:
             torch.set_num_threads(cfg.threads)
         from r1kit.config import to_dict
@@ -478,10 +500,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     s_r, s_t = summarize(results["r1kit"], cfg.steps), summarize(results["trl"], cfg.steps)
     diff = (None if s_r["accuracy_last_25pct"] is None or s_t["accuracy_last_25pct"] is None
             else 100 * (s_r["accuracy_last_25pct"] - s_t["accuracy_last_25pct"]))
+    ra = [r["accuracy"] for r in results["r1kit"]["rows"]]
+    ta = [r["accuracy"] for r in results["trl"]["rows"]]
+    gap = (None if None in ra or None in ta or not ra else 100 * max(
+        abs(a - b) for a, b in zip(moving_average(ra, args.window), moving_average(ta, args.window), strict=False)))
     out = {
         "model": args.model if args.model in ("embedded", "random") else model_path,
         "config": to_dict(cfg),
         "order": args.order,
+        **record,
         "timing": (f"order {args.order}. r1kit: wall seconds of each train_step call; TRL: on_step_begin -> "
                    "on_step_end of a "
                    "TrainerCallback (generation, rewards, reference and policy forward, backward, clip, "
@@ -496,6 +523,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "speedup_paired_median": (statistics.median(t / r for r, t in zip(
                 results["r1kit"]["step_seconds"], results["trl"]["step_seconds"], strict=False))),
             "accuracy_last_25pct_diff_points": diff,
+            "max_moving_average_gap_points": gap,
+            "moving_average_window": args.window,
         },
         "r1kit": results["r1kit"],
         "trl": results["trl"],
