@@ -110,6 +110,23 @@ class EvalConfig:
 
 
 @dataclass
+class ScoringConfig:
+    """How rewards are computed (`r1kit.rewards.scoring`)."""
+
+    workers: int = 0
+    """Reward processes. 0 scores in the trainer's process (right for microsecond verifiers such as the
+    embedded arithmetic task); > 0 scores each chunk in worker processes while the next one generates."""
+    timeout_s: float = 10.0
+    """Per completion, with workers > 0: past it the completion scores 0 and counts in reward/timeouts."""
+    chunks: int = 1
+    """The rollout is generated in this many chunks of whole groups, each scored as soon as it exists."""
+    overlong_cache: int = 0
+    """L_cache of the `overlong` reward (DAPO); L_max is rollout.max_new_tokens."""
+    language: str | None = None
+    """Target language of the `language_consistency` reward (e.g. en, zh); None: from each prompt."""
+
+
+@dataclass
 class ZeroConfig:
     """R1-Zero: GRPO straight from a base model with rule rewards (R1-SPEC section 1)."""
 
@@ -133,6 +150,7 @@ class ZeroConfig:
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
 
 C = TypeVar("C")

@@ -28,7 +28,7 @@ from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.tasks import load_task
 from r1kit.templates import render_prompt
 from r1kit.trainers.checkpoint import MetricsLog, latest_checkpoint, save_checkpoint, write_atomic
-from r1kit.trainers.grpo import make_optimizer, make_reference, step_seed, train_step
+from r1kit.trainers.grpo import make_optimizer, make_reference, make_scorer, step_seed, train_step
 from r1kit.types import Example
 
 TIMING_KEYS = ("step_seconds", "tokens_per_s", "eval/seconds")
@@ -149,22 +149,26 @@ def run_zero(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     # On a terminal the bar redraws often; in a log file it prints a line every 10 seconds.
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, desc="r1kit zero",
                unit="step", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0)
-    for step in bar:
-        row: dict[str, Any] = {"step": step + 1}
-        row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
-                              prep.train, prep.train_ids))
-        done = step + 1
-        if done == cfg.steps or (cfg.eval.every and done % cfg.eval.every == 0):
-            t0 = time.perf_counter()
-            row.update(held_out(done).metrics())
-            row["eval/seconds"] = time.perf_counter() - t0
-        log.append(row)
-        bar.set_postfix(reward=f"{row['reward/mean']:.2f}", acc=f"{row.get('accuracy', 0):.2f}",
-                        held_out=f"{row.get('eval/pass@1', float('nan')):.2f}")
-        if done == cfg.steps or done % cfg.save_every == 0:
-            state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": done,
-                     "reference": reference.state_dict() if reference is not None else None}
-            save_checkpoint(out, done, policy, tokenizer, state)
+    scorer = make_scorer(cfg)
+    try:
+        for step in bar:
+            row: dict[str, Any] = {"step": step + 1}
+            row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
+                                  prep.train, prep.train_ids, scorer=scorer))
+            done = step + 1
+            if done == cfg.steps or (cfg.eval.every and done % cfg.eval.every == 0):
+                t0 = time.perf_counter()
+                row.update(held_out(done).metrics())
+                row["eval/seconds"] = time.perf_counter() - t0
+            log.append(row)
+            bar.set_postfix(reward=f"{row['reward/mean']:.2f}", acc=f"{row.get('accuracy', 0):.2f}",
+                            held_out=f"{row.get('eval/pass@1', float('nan')):.2f}")
+            if done == cfg.steps or done % cfg.save_every == 0:
+                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": done,
+                         "reference": reference.state_dict() if reference is not None else None}
+                save_checkpoint(out, done, policy, tokenizer, state)
+    finally:
+        scorer.close()
     bar.close()
     return _finish(cfg, out, policy, tokenizer, log, time.perf_counter() - started)
 

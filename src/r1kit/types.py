@@ -29,3 +29,7 @@ class RewardResult:
 
     total: list[float]
     per_reward: Mapping[str, list[float]]
+    timeouts: int = 0
+    """Samples whose rewards ran past the per-sample timeout (scored 0)."""
+    errors: int = 0
+    """Samples whose reward raised or crashed its worker (scored 0)."""

@@ -26,6 +26,8 @@ from r1kit.rewards.math import (
         ("\\frac{14}{3}", "<answer>4.67</answer>", False),
         ("$\\frac{14}{3}$", "so the answer is $\\boxed{\\frac{14}{3}}$.", True),
         ("72", "we get 70 first, then the answer is 72", True),
+        ("x+1", "so the answer is $\\boxed{1+x}$", True),  # a bare gold with a variable
+        ("1,000", "1000", True),  # a bare number is not a LaTeX tuple
         ("72", "<answer>71</answer> and later 72", False),  # the tag wins over a later number
         # Where math-verify 0.9.0 is wrong.
         ("$\\frac{1}{2004!}$", "$\\frac{1}{2006!}$", False),

@@ -12,21 +12,40 @@ from typing import Any
 
 from r1kit.rewards.countdown import verify_countdown
 from r1kit.rewards.extract import extract_answer, verify_integer
+from r1kit.rewards.math import grade
 from r1kit.rewards.numeric import verify_number
-from r1kit.rewards.rules import Verifier, format_reward, make_accuracy_reward
+from r1kit.rewards.rules import (
+    Verifier,
+    format_reward,
+    make_accuracy_reward,
+    overlong_reward,
+    readable_format_reward,
+)
 from r1kit.types import Example, RewardResult
+
+
+def verify_math(pred: str, answer: str, info: Mapping[str, Any]) -> bool:
+    """`r1kit.rewards.math.grade` (isolated, killable) with the gold answer first."""
+    return grade(answer, pred, timeout_s=float(info.get("timeout_s", 5.0)))
+
 
 VERIFIERS: dict[str, Verifier] = {
     "integer": verify_integer,
     "number": verify_number,
     "countdown": verify_countdown,
+    "math": verify_math,
 }
+# Verifiers that find the answer in a whole completion themselves (\boxed{}, "the answer is (C)"):
+# they get the completion when it has no <answer> tags, e.g. from an instruct model's chat template.
+WHOLE_TEXT_VERIFIERS = {"math"}
 
 RewardFn = Callable[..., list[float]]
 
 REWARDS: dict[str, RewardFn] = {
-    "accuracy": make_accuracy_reward(VERIFIERS),
+    "accuracy": make_accuracy_reward(VERIFIERS, WHOLE_TEXT_VERIFIERS),
     "format": format_reward,
+    "readable_format": readable_format_reward,
+    "overlong": overlong_reward,
 }
 
 
@@ -42,27 +61,54 @@ def compute_rewards(
     completions: Sequence[str],
     examples: Sequence[Example],
     weights: Mapping[str, float],
+    *,
+    settings: Mapping[str, Any] | None = None,
 ) -> RewardResult:
-    """Score N completions with every weighted reward; total = sum of weight * reward (R1-SPEC s.3)."""
+    """Score N completions with every weighted reward; total = sum of weight * reward (R1-SPEC s.3).
+
+    Rewards get the examples' fields as columns (`answer`, `verifier`, `info`, `task`) and `settings`
+    as keywords: `completion_lengths` (tokens per completion), `max_completion_tokens` and
+    `overlong_cache` (the overlong reward), `language` (language consistency).
+    """
     check_reward_names(weights)
     columns: dict[str, Any] = {
         "answer": [e.answer for e in examples],
         "verifier": [e.verifier for e in examples],
         "info": [e.info for e in examples],
         "task": [e.task for e in examples],
+        "completion_lengths": [0] * len(completions),
+        **(settings or {}),
     }
-    per_reward = {name: REWARDS[name](prompts, completions, **columns) for name in weights}
-    total = [
-        sum(weights[name] * per_reward[name][i] for name in weights) for i in range(len(completions))
-    ]
-    return RewardResult(total=total, per_reward=per_reward)
+    per_reward = {name: _safe_reward(name, prompts, completions, columns) for name in weights}
+    return combine(per_reward, weights)
+
+
+def _safe_reward(name: str, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, Any]) -> list[float]:
+    # A reward function that raises costs this batch that reward, never the training run.
+    try:
+        scores = [float(x) for x in REWARDS[name](prompts, completions, **columns)]
+    except Exception:
+        return [0.0] * len(completions)
+    if len(scores) != len(completions):
+        raise ValueError(f"reward {name!r} returned {len(scores)} scores for {len(completions)} completions")
+    return scores
+
+
+def combine(per_reward: Mapping[str, list[float]], weights: Mapping[str, float], *, timeouts: int = 0,
+            errors: int = 0) -> RewardResult:
+    """The weighted sum of named rewards, per completion."""
+    n = len(next(iter(per_reward.values()), []))
+    total = [sum(weights[name] * per_reward[name][i] for name in weights) for i in range(n)]
+    return RewardResult(total=total, per_reward=dict(per_reward), timeouts=timeouts, errors=errors)
 
 
 __all__ = [
     "REWARDS",
     "VERIFIERS",
+    "WHOLE_TEXT_VERIFIERS",
     "RewardFn",
     "check_reward_names",
+    "combine",
     "compute_rewards",
     "extract_answer",
     "format_reward",

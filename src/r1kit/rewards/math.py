@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from r1kit.rewards.workers import Outcome, shared_pool
+from r1kit.rewards.workers import Outcome, in_worker, shared_pool
 
 MAX_CHARS = 20_000  # longer answers are cut to their last MAX_CHARS characters: the answer is at the end
 
@@ -150,7 +150,8 @@ def prepare(text: str) -> str:
     answer = extract_answer_text(text[-MAX_CHARS:])
     if _is_bare_math(answer):
         answer = normalize_unicode(answer)
-        return f"${answer}$" if re.search(r"\\[A-Za-z]+|[\^_{]", answer) else answer
+        # Numbers stay plain ("1,000" in LaTeX would read as a tuple); variables and commands get $...$.
+        return f"${answer}$" if re.search(r"[\\^_{A-Za-z]", answer) else answer
     return normalize_unicode(answer, delimit="$" not in answer)
 
 
@@ -253,6 +254,8 @@ def grade_outcome(gold: Any, pred: Any, *, timeout_s: float = 5.0,
     gold, pred = _clean(gold), _clean(pred)
     if gold is None or pred is None:
         return Outcome("ok", False)
+    if in_worker():  # already isolated (a reward worker): no nested pool
+        return Outcome("ok", _worker_grade(gold, pred, options))
     return _pool().call(gold, pred, options, timeout_s=timeout_s)
 
 

@@ -8,7 +8,7 @@ Each reward is a plain function with the signature a TRL user knows,
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from r1kit.rewards.extract import extract_answer
@@ -30,8 +30,10 @@ def format_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) 
     return [1.0 if _FORMAT.fullmatch(c) else 0.0 for c in completions]
 
 
-def make_accuracy_reward(verifiers: Mapping[str, Verifier]) -> Callable[..., list[float]]:
-    """The accuracy reward over a verifier registry: 1.0 when the last `<answer>` verifies."""
+def make_accuracy_reward(verifiers: Mapping[str, Verifier],
+                         whole_text: Collection[str] = ()) -> Callable[..., list[float]]:
+    """The accuracy reward over a verifier registry: 1.0 when the last `<answer>` verifies. Verifiers
+    named in `whole_text` get the whole completion when it has no answer tags."""
 
     def accuracy_reward(
         prompts: Sequence[str],
@@ -45,6 +47,8 @@ def make_accuracy_reward(verifiers: Mapping[str, Verifier]) -> Callable[..., lis
         scores = []
         for completion, ref, name, extra in zip(completions, answer, verifier, info, strict=True):
             pred = extract_answer(completion)
+            if pred is None and name in whole_text:
+                pred = completion
             ok = pred is not None and _safe_verify(verifiers[name], pred, ref, extra)
             scores.append(1.0 if ok else 0.0)
         return scores
@@ -58,3 +62,50 @@ def _safe_verify(verify: Verifier, pred: str, ref: str, info: Mapping[str, Any])
         return bool(verify(pred, ref, info))
     except Exception:
         return False
+
+
+# R1's cold-start pattern (R1-SPEC section 3): |special_token|<reasoning>|special_token|<summary>, with
+# <think>...</think> as the special tokens, as in DeepSeek-R1's released chat template.
+_READABLE = re.compile(r"\s*<think>(?P<reasoning>(?:(?!</?think>).)*\S(?:(?!</?think>).)*)</think>"
+                       r"(?P<summary>(?:(?!</?think>).)*\S(?:(?!</?think>).)*)", re.DOTALL)
+
+
+def readable_format_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
+    """1.0 for the readable pattern of R1's cold start: non-empty reasoning in `<think>...</think>`,
+    then a non-empty summary for the user, and no further think tags.
+
+    >>> readable_format_reward(["q"] * 3, ["<think>2+2 is 4</think> The answer is 4.",
+    ...                                     "<think>2+2</think>", "The answer is 4."])
+    [1.0, 0.0, 0.0]
+    """
+    return [1.0 if _READABLE.fullmatch(c) else 0.0 for c in completions]
+
+
+def overlong_penalty(length: int, max_tokens: int, cache: int) -> float:
+    """DAPO's soft overlong punishment (Yu et al. 2025, eq. 13), a penalty in [-1, 0] added to the reward:
+
+        0                                   if |y| <= L_max - L_cache
+        ((L_max - L_cache) - |y|) / L_cache if L_max - L_cache < |y| <= L_max
+        -1                                  if |y| > L_max
+
+    >>> [overlong_penalty(n, max_tokens=100, cache=20) for n in (80, 90, 100, 101)]
+    [0.0, -0.5, -1.0, -1.0]
+    """
+    if cache <= 0 or length <= max_tokens - cache:
+        return 0.0
+    if length > max_tokens:
+        return -1.0
+    return ((max_tokens - cache) - length) / cache
+
+
+def overlong_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    *,
+    completion_lengths: Sequence[int],
+    max_completion_tokens: int,
+    overlong_cache: int,
+    **_: Any,
+) -> list[float]:
+    """`overlong_penalty` per completion; the trainer passes token lengths and the rollout budget."""
+    return [overlong_penalty(n, max_completion_tokens, overlong_cache) for n in completion_lengths]

@@ -35,6 +35,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 Status = Literal["ok", "error", "timeout", "crash"]
+IN_WORKER_ENV = "R1KIT_IN_WORKER"
+"""Set in every worker: code that would start its own pool (math grading) runs in place instead, under
+the timeout of the worker it is already in."""
+
+
+def in_worker() -> bool:
+    return os.environ.get(IN_WORKER_ENV) == "1"
 
 
 @dataclass(frozen=True)
@@ -70,8 +77,11 @@ def _serve(fn: Callable[..., Any], conn: Connection, warmup: Sequence[Any] | Non
             conn.send(("error", f"unpicklable result: {exc}"))
 
 
+_WORKER_MAIN = "import sys; from r1kit.rewards.workers import worker_main; worker_main(sys.argv[1])"
+
+
 class _Worker:
-    """One worker: `python -m r1kit.rewards.workers FD`, talking over a socket pair.
+    """One worker: a fresh interpreter running `worker_main(FD)`, talking over a socket pair.
 
     A plain subprocess rather than `multiprocessing`'s spawn: spawn re-runs the caller's `__main__`
     in every worker (a script without an `if __name__ == "__main__"` guard would recurse, and a
@@ -80,9 +90,10 @@ class _Worker:
     def __init__(self, fn: Callable[..., Any], warmup: Sequence[Any] | None) -> None:
         parent, child = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        env = {**os.environ, IN_WORKER_ENV: "1",
+               "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "r1kit.rewards.workers", str(child.fileno())],
+            [sys.executable, "-c", _WORKER_MAIN, str(child.fileno())],
             pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, env=env,
         )
         child.close()
@@ -219,8 +230,9 @@ def _set_parent_death_signal() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-if __name__ == "__main__":
+def worker_main(fd: str) -> None:
+    """Entry point of a worker process (see `_Worker`)."""
     _set_parent_death_signal()
-    _conn = Connection(int(sys.argv[1]))
-    _fn, _warmup = _conn.recv()
-    _serve(_fn, _conn, _warmup)
+    conn = Connection(int(fd))
+    fn, warmup = conn.recv()
+    _serve(fn, conn, warmup)

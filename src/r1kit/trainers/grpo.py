@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -21,8 +22,9 @@ import torch
 from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_batch_weight, zero_variance_share
 from r1kit.config import ZeroConfig
 from r1kit.models.logprobs import completion_logprobs
-from r1kit.rewards import compute_rewards
-from r1kit.rollout import Generator, SamplingParams, left_pad
+from r1kit.rewards import combine
+from r1kit.rewards.scoring import RewardScorer
+from r1kit.rollout import Generation, Generator, SamplingParams, left_pad
 from r1kit.types import Example
 
 
@@ -91,16 +93,35 @@ def collect_rollout(
     reference: torch.nn.Module | None,
     examples: Sequence[Example],
     prompt_ids: Sequence[Sequence[int]],
+    scorer: RewardScorer | None = None,
 ) -> Rollout:
-    """Generate G completions per prompt, score them and compute advantages (no gradient)."""
+    """Generate G completions per prompt, score them and compute advantages (no gradient).
+
+    The B prompts are generated in `cfg.scoring.chunks` chunks of whole groups; each chunk goes to the
+    scorer as soon as it exists, so with reward workers it is scored while the next one generates.
+    """
     B, G = len(examples), cfg.group_size
     r = cfg.rollout
     params = SamplingParams(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens)
-    gen = generator.generate(prompt_ids, params, num_samples=G, seed=step_seed(cfg.seed, step, 2))
-
-    texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
-    repeated = [e for e in examples for _ in range(G)]
-    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, cfg.rewards)
+    own_scorer = scorer is None
+    scorer = scorer or make_scorer(cfg, workers=0)
+    parts, pending = [], []
+    try:
+        for c, (a, b) in enumerate(_chunks(B, cfg.scoring.chunks)):
+            seed = step_seed(cfg.seed, step, 2 if c == 0 else 1000 + c)
+            part = generator.generate(prompt_ids[a:b], params, num_samples=G, seed=seed)
+            texts = tokenizer.batch_decode(part.completion_ids, skip_special_tokens=True)
+            repeated = [e for e in examples[a:b] for _ in range(G)]
+            counts = part.completion_mask.sum(dim=1).tolist()
+            pending.append(scorer.submit([e.prompt for e in repeated], texts, repeated, counts))
+            parts.append(part)
+        results = [p.result() for p in pending]
+    finally:
+        if own_scorer:
+            scorer.close()
+    gen = _concat(parts, tokenizer.pad_token_id)
+    scored = combine({k: [x for res in results for x in res.per_reward[k]] for k in cfg.rewards}, cfg.rewards,
+                     timeouts=sum(res.timeouts for res in results), errors=sum(res.errors for res in results))
     rewards = torch.tensor(scored.total, dtype=torch.float32).view(B, G)
     advantages = group_advantages(rewards, scale_by_std=cfg.grpo.scale_by_std).view(-1)
 
@@ -118,6 +139,8 @@ def collect_rollout(
         "reward/std": rewards.std().item() if rewards.numel() > 1 else 0.0,
         **{f"reward/{k}/{stat}": value for k, v in scored.per_reward.items()
            for stat, value in _mean_std(v).items()},
+        "reward/timeouts": float(scored.timeouts),
+        "reward/errors": float(scored.errors),
         "response_length/mean": lengths.mean().item(),
         "response_length/max": lengths.max().item(),
         "truncated_rate": (~gen.finished).float().mean().item(),
@@ -128,6 +151,36 @@ def collect_rollout(
         if name in scored.per_reward:
             metrics[{"accuracy": "accuracy", "format": "format_rate"}[name]] = metrics[f"reward/{name}/mean"]
     return dataclasses.replace(rollout, ref_logprobs=ref_logprobs, old_logprobs=old_logprobs, metrics=metrics)
+
+
+def make_scorer(cfg: ZeroConfig, *, workers: int | None = None) -> RewardScorer:
+    """The run's reward scorer: its weights, worker count, timeout and reward settings."""
+    s = cfg.scoring
+    return RewardScorer(cfg.rewards, workers=s.workers if workers is None else workers, timeout_s=s.timeout_s,
+                        settings={"max_completion_tokens": cfg.rollout.max_new_tokens,
+                                  "overlong_cache": s.overlong_cache, "language": s.language})
+
+
+def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` (at most n) contiguous, near-equal ranges covering 0..n."""
+    parts = max(1, min(parts, n))
+    bounds = [round(i * n / parts) for i in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+def _concat(parts: Sequence[Generation], pad_id: int) -> Generation:
+    """Stack generations of different lengths, padding on the right as the generator does."""
+    if len(parts) == 1:
+        return parts[0]
+    T = max(p.completion_ids.shape[1] for p in parts)
+
+    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, T - t.shape[1]), value=value)
+
+    return Generation(completion_ids=torch.cat([pad(p.completion_ids, pad_id) for p in parts]),
+                      completion_mask=torch.cat([pad(p.completion_mask, 0) for p in parts]),
+                      logprobs=torch.cat([pad(p.logprobs, 0.0) for p in parts]),
+                      finished=torch.cat([p.finished for p in parts]))
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -253,12 +306,13 @@ def train_step(
     examples: Sequence[Example],
     prompt_ids: Sequence[Sequence[int]],
     clock: Callable[[], float] = time.perf_counter,
+    scorer: RewardScorer | None = None,
 ) -> dict[str, float]:
     """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics."""
     start = clock()
     idx = prompts_for_step(len(examples), step, cfg.prompts_per_step, cfg.seed)
     rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
-                              [examples[i] for i in idx], [prompt_ids[i] for i in idx])
+                              [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer)
     stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout)
     generator.update_weights(policy)
     every = cfg.grpo.ref_update_every
