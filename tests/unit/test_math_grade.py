@@ -28,6 +28,9 @@ from r1kit.rewards.math import (
         ("72", "we get 70 first, then the answer is 72", True),
         ("x+1", "so the answer is $\\boxed{1+x}$", True),  # a bare gold with a variable
         ("1,000", "1000", True),  # a bare number is not a LaTeX tuple
+        ("1,-2", "the roots are $\\boxed{1,-2}$", True),  # but a bare list is a list
+        ("\\text{Evelyn}", "Therefore, $\\boxed{\\text{Evelyn}}$ is our answer.", True),
+        ("9", "<answer>9.0</answer>", True),
         ("72", "<answer>71</answer> and later 72", False),  # the tag wins over a later number
         # Where math-verify 0.9.0 is wrong.
         ("$\\frac{1}{2004!}$", "$\\frac{1}{2006!}$", False),

@@ -12,7 +12,7 @@ from typing import Any
 
 from r1kit.rewards.countdown import verify_countdown
 from r1kit.rewards.extract import extract_answer, verify_integer
-from r1kit.rewards.math import grade
+from r1kit.rewards.math import grade, grade_many
 from r1kit.rewards.numeric import verify_number
 from r1kit.rewards.rules import (
     Verifier,
@@ -29,6 +29,13 @@ def verify_math(pred: str, answer: str, info: Mapping[str, Any]) -> bool:
     return grade(answer, pred, timeout_s=float(info.get("timeout_s", 5.0)))
 
 
+def verify_math_batch(items: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[bool]:
+    """`verify_math` for many (pred, answer, info) at once, on all grading workers."""
+    timeout = max((float(info.get("timeout_s", 5.0)) for _, _, info in items), default=5.0)
+    outcomes = grade_many([(answer, pred) for pred, answer, _ in items], timeout_s=timeout)
+    return [o.status == "ok" and bool(o.value) for o in outcomes]
+
+
 VERIFIERS: dict[str, Verifier] = {
     "integer": verify_integer,
     "number": verify_number,
@@ -42,7 +49,7 @@ WHOLE_TEXT_VERIFIERS = {"math"}
 RewardFn = Callable[..., list[float]]
 
 REWARDS: dict[str, RewardFn] = {
-    "accuracy": make_accuracy_reward(VERIFIERS, WHOLE_TEXT_VERIFIERS),
+    "accuracy": make_accuracy_reward(VERIFIERS, WHOLE_TEXT_VERIFIERS, {"math": verify_math_batch}),
     "format": format_reward,
     "readable_format": readable_format_reward,
     "overlong": overlong_reward,

@@ -23,6 +23,7 @@ sympy comparison, and adds three things:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -88,6 +89,7 @@ _ROOT = re.compile(r"([√∛∜])\s*(\([^()]*\)|\{[^{}]*\}|[0-9.]+|[A-Za-z])")
 _SCI = re.compile(r"(?<![\w.\\^])(\d+(?:\.\d+)?|\.\d+)[eE]([-+]?\d+)(?![\w.])")
 _PURE_NUMBER = re.compile(r"\s*\$?\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*\$?\s*\.?\s*")
 HUGE_EXPONENT = 50
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|[-+]?\.\d+")
 # CJK characters count as word characters, so "共有99颗" hides 99 from math-verify's number regex.
 _CJK = "\u3000-\u303f\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef"
 _CJK_EDGE = re.compile(rf"(?<=[{_CJK}])(?=[-+\d$\\])|(?<=\d)(?=[{_CJK}])")
@@ -135,9 +137,10 @@ def normalize_unicode(text: str, *, delimit: bool = False) -> str:
 
 
 def _is_bare_math(text: str) -> bool:
-    """A short answer with LaTeX but no delimiters and no words, such as MATH's `\\frac{1}{2}` gold."""
+    """A short answer with no delimiters and no words, such as MATH's `\\frac{1}{2}` or `\\text{Evelyn}`."""
     if len(text) > 200 or re.search(r"\$|\\\(|\\\[|\\boxed", text):
         return False
+    text = re.sub(r"\\(?:text|textbf|mathrm|mbox|operatorname)\{[^{}]*\}", "", text)
     return not re.search(r"[^\W\d_]{4,}", re.sub(r"\\[A-Za-z]+", "", text))  # words of any script
 
 
@@ -150,8 +153,8 @@ def prepare(text: str) -> str:
     answer = extract_answer_text(text[-MAX_CHARS:])
     if _is_bare_math(answer):
         answer = normalize_unicode(answer)
-        # Numbers stay plain ("1,000" in LaTeX would read as a tuple); variables and commands get $...$.
-        return f"${answer}$" if re.search(r"[\\^_{A-Za-z]", answer) else answer
+        # A plain number stays plain ("1,000" in LaTeX would read as a tuple); anything else gets $...$.
+        return answer if _PLAIN_NUMBER.fullmatch(answer.strip()) else f"${answer}$"
     return normalize_unicode(answer, delimit="$" not in answer)
 
 
@@ -173,11 +176,20 @@ def _huge_number_verdict(gold: str, pred: str) -> bool | None:
 # --------------------------------------------------------------------------- comparison (in a worker)
 
 
-def _targets(options: MathOptions) -> list[Any]:
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str, match_types: tuple[str, ...]) -> tuple[Any, ...]:
+    """math-verify's parse, cached per worker: a gold answer is graded against G completions in a row.
+    Parsed sympy objects are immutable, so sharing them is safe."""
+    from math_verify import parse
+
+    return tuple(parse(text, _targets(match_types), parsing_timeout=None))
+
+
+def _targets(match_types: tuple[str, ...]) -> list[Any]:
     from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
     targets: list[Any] = []
-    for kind in options.match_types:
+    for kind in match_types:
         if kind == "latex":
             targets.append(LatexExtractionConfig(boxed_match_priority=0))
         elif kind == "expr":
@@ -213,15 +225,13 @@ def grade_in_process(gold: str | None, pred: str | None, options: MathOptions = 
     """The verdict without isolation (what each worker runs). No timeout: call it through `grade`."""
     if not isinstance(gold, str) or not isinstance(pred, str) or not gold.strip() or not pred.strip():
         return False
-    from math_verify import parse, verify
+    from math_verify import verify
 
     gold_text, pred_text = prepare(gold), prepare(pred)
     huge = _huge_number_verdict(gold_text, pred_text)
     if huge is not None:
         return huge
-    targets = _targets(options)
-    gold_parsed = parse(gold_text, targets, parsing_timeout=None)
-    pred_parsed = parse(pred_text, targets, parsing_timeout=None)
+    gold_parsed, pred_parsed = _parse(gold_text, options.match_types), _parse(pred_text, options.match_types)
     for g in gold_parsed:
         for p in pred_parsed:
             if verify(g, p, float_rounding=options.precision, strict=options.strict,
@@ -271,6 +281,8 @@ def grade(gold: str, pred: str, *, timeout_s: float = 5.0, options: MathOptions 
 def grade_many(pairs: Sequence[tuple[Any, Any]], *, timeout_s: float = 5.0,
                options: MathOptions = DEFAULT_OPTIONS) -> list[Outcome]:
     """Grade (gold, pred) pairs on all workers at once; outcomes in input order."""
+    if in_worker():
+        return [grade_outcome(g, p, timeout_s=timeout_s, options=options) for g, p in pairs]
     cleaned = [(_clean(g), _clean(p)) for g, p in pairs]
     todo = [i for i, (g, p) in enumerate(cleaned) if g is not None and p is not None]
     outcomes = [Outcome("ok", False)] * len(pairs)

@@ -30,10 +30,17 @@ def format_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) 
     return [1.0 if _FORMAT.fullmatch(c) else 0.0 for c in completions]
 
 
-def make_accuracy_reward(verifiers: Mapping[str, Verifier],
-                         whole_text: Collection[str] = ()) -> Callable[..., list[float]]:
-    """The accuracy reward over a verifier registry: 1.0 when the last `<answer>` verifies. Verifiers
-    named in `whole_text` get the whole completion when it has no answer tags."""
+BatchVerifier = Callable[[Sequence[tuple[str, str, Mapping[str, Any]]]], list[bool]]
+
+
+def make_accuracy_reward(verifiers: Mapping[str, Verifier], whole_text: Collection[str] = (),
+                         batch: Mapping[str, BatchVerifier] | None = None) -> Callable[..., list[float]]:
+    """The accuracy reward over a verifier registry: 1.0 when the last `<answer>` verifies.
+
+    Verifiers named in `whole_text` get the whole completion when it has no answer tags. Those with a
+    `batch` form (math: isolated workers, one per core) judge all their samples of the call at once.
+    """
+    batch = batch or {}
 
     def accuracy_reward(
         prompts: Sequence[str],
@@ -44,13 +51,26 @@ def make_accuracy_reward(verifiers: Mapping[str, Verifier],
         info: Sequence[Mapping[str, Any]],
         **_: Any,
     ) -> list[float]:
-        scores = []
-        for completion, ref, name, extra in zip(completions, answer, verifier, info, strict=True):
+        scores = [0.0] * len(completions)
+        batched: dict[str, list[int]] = {}
+        for i, (completion, ref, name, extra) in enumerate(zip(completions, answer, verifier, info, strict=True)):
             pred = extract_answer(completion)
             if pred is None and name in whole_text:
                 pred = completion
-            ok = pred is not None and _safe_verify(verifiers[name], pred, ref, extra)
-            scores.append(1.0 if ok else 0.0)
+            if pred is None:
+                continue
+            if name in batch:
+                batched.setdefault(name, []).append(i)
+            elif _safe_verify(verifiers[name], pred, ref, extra):
+                scores[i] = 1.0
+        for name, rows in batched.items():
+            items = [(extract_answer(completions[i]) or completions[i], answer[i], info[i]) for i in rows]
+            try:
+                verdicts = batch[name](items)
+            except Exception:
+                continue
+            for i, ok in zip(rows, verdicts, strict=True):
+                scores[i] = 1.0 if ok else 0.0
         return scores
 
     return accuracy_reward
