@@ -96,3 +96,26 @@ def test_verify_number(pred, gold, ok):
 
 def test_parse_number_takes_the_last_number():
     assert parse_number("first 3 then 5") == 5
+
+
+BAD_COMPLETIONS = [None, "", "x" * 1_000_000, "\udcff\udcfe <answer>1</answer>", b"\xff<answer>1</answer>",
+                   "<answer>" + "{" * 10_000 + "}" * 10_000 + "</answer>", "<answer>10^10^10^10</answer>",
+                   "<answer>$10^{10^{10^{10}}}$</answer>"]
+
+
+def test_bad_completions_get_verdicts_never_exceptions():
+    import time
+
+    from r1kit.rewards import REWARDS, compute_rewards
+    from r1kit.types import Example
+
+    weights = {name: 1.0 for name in REWARDS}
+    for verifier in ("math", "integer", "number"):
+        examples = [Example(prompt="q", answer="1", task="t", verifier=verifier)] * len(BAD_COMPLETIONS)
+        start = time.monotonic()
+        result = compute_rewards(["q"] * len(BAD_COMPLETIONS), BAD_COMPLETIONS, examples, weights,
+                                 settings={"completion_lengths": [5] * len(BAD_COMPLETIONS),
+                                           "max_completion_tokens": 10, "overlong_cache": 2})
+        assert time.monotonic() - start < 60
+        assert len(result.total) == len(BAD_COMPLETIONS)
+        assert result.per_reward["accuracy"][6:] == [0.0, 0.0]

@@ -78,6 +78,7 @@ def compute_rewards(
     `overlong_cache` (the overlong reward), `language` (language consistency).
     """
     check_reward_names(weights)
+    completions = [_as_text(c) for c in completions]
     columns: dict[str, Any] = {
         "answer": [e.answer for e in examples],
         "verifier": [e.verifier for e in examples],
@@ -88,6 +89,15 @@ def compute_rewards(
     }
     per_reward = {name: _safe_reward(name, prompts, completions, columns) for name in weights}
     return combine(per_reward, weights)
+
+
+def _as_text(completion: Any) -> str:
+    """Completions as valid text: None is empty, bytes and lone surrogates become U+FFFD."""
+    if isinstance(completion, bytes):
+        completion = completion.decode("utf-8", errors="replace")
+    if not isinstance(completion, str):
+        return ""
+    return completion.encode("utf-8", errors="replace").decode("utf-8")
 
 
 def _safe_reward(name: str, prompts: Sequence[str], completions: Sequence[str], columns: dict[str, Any]) -> list[float]:
