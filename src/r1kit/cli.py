@@ -3,6 +3,7 @@
   r1kit zero                                   R1-Zero on the embedded model (recipes/tiny/zero.yaml defaults)
   r1kit zero out_dir=runs/x steps=200          dotted key=value overrides
   r1kit zero --config recipes/qwen2.5-0.5b/zero-gsm8k.yaml
+  r1kit eval model=embedded tasks=arithmetic,gsm8k k=8 data_dir=../shared/data limit=64
 
 Bad input stops before any work with one line on stderr and exit status 2.
 """
@@ -15,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from r1kit.config import ConfigError, ZeroConfig, load_config
+from r1kit.config import ConfigError, EvalRunConfig, ZeroConfig, load_config
 from r1kit.models.loading import ModelLoadError
 
 
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     zero.add_argument("--config", help="YAML recipe (default: the tiny CPU recipe's values)")
     zero.add_argument("--quiet", action="store_true", help="no progress bar")
     zero.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. steps=200 optim.lr=1e-5")
+    ev = sub.add_parser("eval", help="the paper's evaluation protocol: pass@1 over k samples, cons@k, pass@k")
+    ev.add_argument("--config", help="YAML file of EvalRunConfig keys")
+    ev.add_argument("--quiet", action="store_true", help="no progress lines")
+    ev.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. model=embedded tasks=gsm8k,math500 k=16")
     return parser
 
 
@@ -42,6 +47,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"held-out pass@1 {before:.3f} -> {after:.3f} ({100 * (after - before):+.1f} points) "
                   f"in {summary['wall_seconds']:.0f} s; results in {cfg.out_dir}")
             print(json.dumps(summary))
+            return 0
+        if args.command == "eval":
+            from r1kit.evaluation.protocol import run_eval
+
+            ecfg = load_config(EvalRunConfig, args.config, args.overrides)
+            report = None if args.quiet else (lambda line: print(f"r1kit eval: {line}", file=sys.stderr))
+            results = run_eval(ecfg, progress=report)
+            k = ecfg.k
+            for name, r in [*results["tasks"].items(), ("overall", results["overall"])]:
+                print(f"{name:>16}: pass@1 {r['pass@1']:.3f} [{r['pass@1_ci95'][0]:.3f}, {r['pass@1_ci95'][1]:.3f}]"
+                      f"  cons@{k} {r['cons@k']:.3f}  pass@{k} {r['pass@k'][str(k)]:.3f}  ({r['n_prompts']} prompts)")
+            print(f"results in {ecfg.out_dir}/results.json, report in {ecfg.out_dir}/report.html")
             return 0
     except (ConfigError, ModelLoadError) as e:
         print(f"r1kit: error: {e}", file=sys.stderr)

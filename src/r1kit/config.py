@@ -153,6 +153,40 @@ class ZeroConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
 
+@dataclass
+class EvalRunConfig:
+    """`r1kit eval`: the paper's evaluation protocol (R1-SPEC section 5) on any HF causal LM."""
+
+    model: str = "embedded"
+    """`embedded`, a local Hugging Face directory or a hub id."""
+    tasks: str = "arithmetic"
+    """Comma-separated benchmarks: gsm8k, math500, aime24, amc23, minerva_math, humaneval, knights_knaves,
+    arithmetic, countdown, or jsonl:PATH?question=FIELD&answer=FIELD[&verifier=math]."""
+    k: int = 8
+    """Samples per prompt (the paper: 64 for AIME, 16 elsewhere); pass@1 is their mean correctness."""
+    temperature: float = 0.6
+    top_p: float = 0.95
+    max_new_tokens: int = 96
+    """Completion budget (the paper: 32,768); the embedded model's answers fit in 96."""
+    template: Literal["r1_zero", "chat"] = "r1_zero"
+    data_dir: str | None = None
+    """A directory with <benchmark>/test.jsonl (e.g. ../shared/data); None loads from the hub."""
+    limit: int | None = None
+    """Prompts per task (None: all)."""
+    greedy: bool = False
+    """Also decode each prompt greedily and report its accuracy."""
+    pass_at: list[int] = field(default_factory=list)
+    """pass@k' values that must be reported (each <= k); every k' <= k is reported anyway."""
+    language: str = "en"
+    """Target language of the language-mixing analysis."""
+    out_dir: str = "runs/eval"
+    seed: int = 0
+    batch_size: int = 512
+    """Completions generated together; samples.jsonl grows by batch_size // k prompts at a time."""
+    threads: int = 2
+    dtype: str = "float32"
+
+
 C = TypeVar("C")
 
 
@@ -249,6 +283,9 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         if not isinstance(value, list | tuple) or len(value) != len(args):
             raise ConfigError(f"config key {name!r} expects a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
+    if origin is list:
+        items = value if isinstance(value, list) else [value]  # pass_at=8 means [8]
+        return [_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(items)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {name!r} expects a mapping, got {value!r}")

@@ -14,7 +14,7 @@ SRC = Path(r1kit.__file__).parent
 LAYERS = {
     "types": 0, "config": 0, "templates": 0,
     "algorithms": 1,
-    "rewards": 2,
+    "rewards": 2, "sandbox": 2,
     "tasks": 3,
     "models": 4, "rollout": 4,
     "trainers": 5, "sampling": 5, "evaluation": 5,
