@@ -374,8 +374,7 @@ def _status(killed: str, rc: int | None, stderr: str) -> Status:
         return "ok"
     if _MEMORY_ERROR.search(stderr[-4096:]):
         return "memory"
-    if rc in (-signal.SIGXCPU, -signal.SIGKILL):
-        # RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL at the hard one (a program may catch SIGXCPU).
+    if rc == -signal.SIGXCPU:  # RLIMIT_CPU's soft limit (the hard one's SIGKILL reads as an error)
         return "timeout"
     return "error"
 
