@@ -121,6 +121,7 @@ def test_failures_score_zero_and_never_raise():
     tests = [CASES] * 4 + [{"cases": []}, "{broken json", None, CASES]
     scores = code_reward(["p"] * 8, completions, tests=tests, code_timeout_s=1.0, code_partial_credit=True)
     assert scores == [0.0] * 8
+    assert code_reward(["p"] * 2, [fenced(ADD)] * 2, info=[None, {"other": 1}]) == [0.0, 0.0]
 
 
 @pytest.mark.usefixtures("needs_sandbox")

@@ -136,6 +136,15 @@ def test_concurrent_runs_do_not_see_each_other():
     assert [r.stdout for r in results] == [f"run{i} ['main.py']\n" for i in range(16)]
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="uid slots are for root callers; others get uid 65534 in a user ns")
+def test_overlapping_runs_of_a_root_caller_get_distinct_uids():
+    # Each run its own host uid, so that RLIMIT_NPROC, counted per uid, is each run's own.
+    code = "import os, time\ntime.sleep(0.5)\nprint(os.getuid())"
+    with ThreadPoolExecutor(4) as pool:
+        uids = [int(r.stdout) for r in pool.map(lambda _: run_python(code), range(4))]
+    assert len(set(uids)) == 4 and min(uids) >= 60000
+
+
 def test_unsafe_local_runs_with_limits_and_a_warning():
     with pytest.warns(RuntimeWarning, match="WITHOUT isolation"):
         r = run_python("print(input()[::-1])", stdin="abc", unsafe_local=True)

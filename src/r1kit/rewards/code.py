@@ -158,7 +158,7 @@ def code_reward(
     completions: Sequence[str],
     *,
     tests: Sequence[Any] | None = None,
-    info: Sequence[Mapping[str, Any]] | None = None,
+    info: Sequence[Mapping[str, Any] | None] | None = None,
     code_partial_credit: bool = False,
     code_timeout_s: float = 5.0,
     code_memory_mb: int = 256,
@@ -174,8 +174,10 @@ def code_reward(
     """
     if not code_unsafe_local:
         require_sandbox()
-    specs = tests if tests is not None else [row.get("tests") for row in (info or [{}] * len(completions))]
-    runs, totals = _plan(completions, specs)
+    if tests is None:
+        rows: Sequence[Mapping[str, Any] | None] = info or [None] * len(completions)
+        tests = [row.get("tests") if isinstance(row, Mapping) else None for row in rows]
+    runs, totals = _plan(completions, tests)
     failed: set[int] = set()
     lock = threading.Lock()
 

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -182,27 +181,27 @@ def _bwrap_argv(fds: list[int], tmp_bytes: int, as_root: bool) -> list[str]:
     return argv
 
 
-class _UidSlots:
-    """Host uids for concurrent root-mode runs: one each, so one run's fork bomb cannot use up another's
-    RLIMIT_NPROC (the kernel counts processes per host uid). Uids that /etc/passwd names are skipped."""
+_UID_BASE, _UID_COUNT = 60000, 4096
 
-    BASE, SIZE = 60000, 4096
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._busy: set[int] = set()
-
-    def acquire(self) -> int:
-        with self._lock:
-            for uid in range(self.BASE, self.BASE + self.SIZE):
-                if uid not in self._busy and not _uid_named(uid):
-                    self._busy.add(uid)
-                    return uid
-        raise RuntimeError(f"more than {self.SIZE} concurrent sandboxes")
-
-    def release(self, uid: int) -> None:
-        with self._lock:
-            self._busy.discard(uid)
+def _acquire_uid() -> tuple[int, int]:
+    """A host uid for one root-mode run and the fd of the lock that holds it, so that concurrent runs, in
+    this process or another, never share one: the kernel counts RLIMIT_NPROC per host uid, and one run's
+    fork bomb must not use up another's. Uids that /etc/passwd names are skipped; a lock dies with its
+    process, so a crash leaves no stale slot."""
+    lock_dir = "/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir()
+    for uid in range(_UID_BASE, _UID_BASE + _UID_COUNT):
+        if _uid_named(uid):
+            continue
+        fd = os.open(os.path.join(lock_dir, f"r1kit-sandbox-uid-{uid}.lock"),
+                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return uid, fd
+    raise RuntimeError(f"more than {_UID_COUNT} concurrent sandboxes")
 
 
 @functools.cache
@@ -214,13 +213,10 @@ def _uid_named(uid: int) -> bool:
     return True
 
 
-_SLOTS = _UidSlots()
-
-
 def _run_bwrap(code: str, stdin: str, timeout_s: float, cap: int, limits: tuple[int, ...],
                tmp_mb: int) -> SandboxResult:
     as_root = os.geteuid() == 0
-    uid = _SLOTS.acquire() if as_root else 65534
+    uid, uid_lock = _acquire_uid() if as_root else (65534, -1)
     fds = [_sealed_fd(_utf8(code))]
     program = seccomp_program()
     if program is not None:
@@ -232,8 +228,8 @@ def _run_bwrap(code: str, stdin: str, timeout_s: float, cap: int, limits: tuple[
     finally:
         for fd in fds:
             os.close(fd)
-        if as_root:
-            _SLOTS.release(uid)
+        if uid_lock >= 0:
+            os.close(uid_lock)
 
 
 def _sealed_fd(data: bytes) -> int:
@@ -271,7 +267,7 @@ def _run(argv: list[str], stdin: str, timeout_s: float, cap: int, *, cwd: str, b
     init = None
     try:
         if bwrap:
-            init = _open_init(info_r, start + timeout_s)
+            init = _open_init(info_r, proc.pid, start + timeout_s)
         out, err, killed = _collect(proc, start + timeout_s, cap)
     finally:
         if info_r >= 0:
@@ -285,10 +281,10 @@ def _run(argv: list[str], stdin: str, timeout_s: float, cap: int, *, cwd: str, b
     return SandboxResult(_status(killed, rc, stderr), rc, stdout, stderr, wall)
 
 
-def _open_init(info_fd: int, deadline: float) -> int | None:
+def _open_init(info_fd: int, bwrap_pid: int, deadline: float) -> int | None:
     """A pidfd for the sandbox's pid-namespace init, whose host pid bwrap writes to `--info-fd` right after
-    creating it (None if bwrap fails first). Opened while bwrap, its parent, still waits on it, so the
-    pid cannot have been reused."""
+    creating it; None when bwrap failed first or has already exited (bwrap exits only after init, so the
+    namespace is gone then, and the pid could in principle be reused: it is not kept)."""
     data = b""
     while not data.rstrip().endswith(b"}"):
         if not select.select([info_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
@@ -298,9 +294,13 @@ def _open_init(info_fd: int, deadline: float) -> int | None:
             return None
         data += chunk
     try:
-        return os.pidfd_open(int(json.loads(data)["child-pid"]))
+        pidfd = os.pidfd_open(int(json.loads(data)["child-pid"]))
     except (ValueError, KeyError, OSError):
         return None
+    if _exited(bwrap_pid):
+        os.close(pidfd)
+        return None
+    return pidfd
 
 
 def _collect(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytes, bytes, str]:
