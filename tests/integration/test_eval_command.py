@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from tests.conftest import SHARED
 
 from r1kit.cli import main
 from r1kit.config import EvalRunConfig
 from r1kit.evaluation.protocol import run_eval, score
-from tests.conftest import SHARED
 
 DATA = str(SHARED / "data")
 
@@ -27,7 +27,7 @@ def test_synthetic_and_math_subsets_write_every_output(tmp_path, capsys):
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert set(results["tasks"]) == {"arithmetic", "gsm8k", "math500"}
-    for name, r in results["tasks"].items():
+    for r in results["tasks"].values():
         assert r["n_prompts"] == 6 and r["k"] == 4
         assert set(r["pass@k"]) == {"1", "2", "3", "4"}
         assert 0 <= r["pass@1"] <= r["pass@k"]["4"] <= 1

@@ -14,11 +14,11 @@ import math
 
 import pytest
 import yaml
+from tests.conftest import REPO, SHARED
 
 from r1kit.evaluation.metrics import bootstrap_ci, g_pass_at_k, majority_index, mg_pass_at_k, pass_at_k
 from r1kit.rewards.choice import verify_choice
 from r1kit.rewards.math import grade
-from tests.conftest import REPO, SHARED
 
 FIXTURES = sorted((SHARED / "verifier-cases/lighteval_metric_fixtures").glob("*.json"))
 DEVIATIONS = yaml.safe_load((REPO / "tests/data/metric_fixture_deviations.yaml").read_text()) or {}

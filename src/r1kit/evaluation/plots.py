@@ -29,7 +29,7 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
 
 
 def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") -> list[Path]:
-    """Write accuracy.png and response_length.png under out_dir; returns their paths."""
+    """Write accuracy.png, response_length.png and reflective_words.png under out_dir; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     evals = [r for r in rows if "eval/pass@1" in r]
     train = [r for r in rows if "reward/mean" in r]
@@ -38,11 +38,15 @@ def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") 
         ("accuracy.png", "eval/pass@1", "accuracy", "held-out pass@1", "training-batch accuracy"),
         ("response_length.png", "eval/mean_response_tokens", "response_length/mean",
          "held-out mean response tokens", "training-batch mean response tokens"),
+        ("reflective_words.png", "eval/reflective_words", "", "held-out reflective words per response", ""),
     ]
     paths = []
     for filename, eval_key, train_key, eval_label, train_label in panels:
         fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
-        if train and train_key in train[0]:
+        if not any(eval_key in r for r in evals):
+            plt.close(fig)
+            continue
+        if train and train_key and train_key in train[0]:
             ax.plot([r["step"] for r in train], moving_average([r[train_key] for r in train], window),
                     color="tab:gray", alpha=0.6, label=f"{train_label} (moving avg)")
         ax.plot([r["step"] for r in evals], [r[eval_key] for r in evals], "o-", color="tab:blue",

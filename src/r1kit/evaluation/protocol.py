@@ -29,10 +29,11 @@ import yaml
 
 from r1kit.config import ConfigError, EvalRunConfig, to_dict
 from r1kit.evaluation import analysis
-from r1kit.evaluation.benchmarks import BenchmarkError, last_boxed, load_benchmark
+from r1kit.evaluation.benchmarks import BenchmarkError, load_benchmark
 from r1kit.evaluation.metrics import bootstrap_ci, majority_index, pass_at_k
+from r1kit.evaluation.voting import same_answer, vote_answer
 from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.rewards import VERIFIERS, compute_rewards, extract_answer
+from r1kit.rewards import compute_rewards
 from r1kit.rewards.language import is_mixed
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.templates import render_prompt
@@ -71,24 +72,6 @@ def load_tasks(cfg: EvalRunConfig, names: Sequence[str]) -> dict[str, list[Examp
             raise ConfigError(f"benchmark {name!r} has no examples")
         out[examples[0].task if name.startswith("jsonl:") else name] = examples
     return out
-
-
-def vote_answer(completion: str, verifier: str) -> str | None:
-    """The answer a sample votes with in cons@k: its last `<answer>`, else its last `\\boxed{}` (math)."""
-    answer = extract_answer(completion)
-    if answer is None and verifier == "math":
-        answer = last_boxed(completion)
-    return answer.strip() if answer is not None and answer.strip() else None
-
-
-def same_answer(verifier: str, info: Mapping[str, Any]) -> Callable[[str, str], bool]:
-    """Verifier equivalence of two votes. Verifiers that judge against a reference value (integer,
-    number, math, choice) compare the two answers with each other; the rest (countdown expressions,
-    logic, code) compare the normalised text."""
-    check = VERIFIERS.get(verifier)
-    if check is None or verifier not in ("integer", "number", "math", "choice"):
-        return lambda a, b: " ".join(a.split()) == " ".join(b.split())
-    return lambda a, b: a == b or bool(check(b, a, info))
 
 
 def run_eval(cfg: EvalRunConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:

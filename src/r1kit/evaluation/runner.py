@@ -1,6 +1,7 @@
 """Held-out evaluation: k samples per prompt through a `Generator`, scored by the rule rewards.
 
-The trainer's periodic evaluation and `r1kit zero`'s before/after numbers come from this one path.
+The trainer's periodic evaluation and `r1kit zero`'s before/after numbers come from this one path; it
+votes (cons@k) and counts reflective words with the same functions as `r1kit eval`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from r1kit.evaluation.metrics import mean_pass_at_k
+from r1kit.evaluation.analysis import reflection_stats
+from r1kit.evaluation.metrics import majority_index, mean_pass_at_k
+from r1kit.evaluation.voting import same_answer, vote_answer
 from r1kit.rewards import compute_rewards
 from r1kit.rollout import Generator, SamplingParams
 from r1kit.types import Example
@@ -28,10 +31,15 @@ class EvalResult:
     completions: list[list[str]]
     """The k decoded completions of each prompt."""
     correct: list[list[bool]]
+    cons_at_k: float = 0.0
+    """Correctness of the verifier-equivalent majority answer (`r1kit eval`'s cons@k), over prompts."""
+    reflective_words: float = 0.0
+    """Reflective words ("wait", "verify", ...) per response, as `r1kit eval` counts them."""
 
     def metrics(self, prefix: str = "eval/") -> dict[str, float]:
         out = {f"{prefix}pass@1": self.pass_at_1, f"{prefix}format_rate": self.format_rate,
-               f"{prefix}mean_response_tokens": self.mean_response_tokens}
+               f"{prefix}mean_response_tokens": self.mean_response_tokens, f"{prefix}cons@k": self.cons_at_k,
+               f"{prefix}reflective_words": self.reflective_words}
         out.update({f"{prefix}pass@{k}": v for k, v in self.pass_at_k.items() if k > 1})
         return out
 
@@ -62,7 +70,14 @@ def evaluate(
     correct = [[accuracy[p * k + j] > 0 for j in range(k)] for p in range(len(examples))]
     ks = [2**i for i in range(k.bit_length()) if 2**i <= k]
     lengths = gen.completion_mask.sum(dim=1).tolist()
+    votes = []
+    for p, e in enumerate(examples):
+        winner = majority_index([vote_answer(t, e.verifier) for t in texts[p * k : (p + 1) * k]],
+                                same_answer(e.verifier, e.info))
+        votes.append(winner is not None and correct[p][winner])
     return EvalResult(
+        cons_at_k=sum(votes) / len(votes),
+        reflective_words=reflection_stats(texts)["per_response"],
         pass_at_1=sum(accuracy) / len(accuracy),
         pass_at_k={kk: mean_pass_at_k(correct, kk) for kk in ks},
         format_rate=sum(scored.per_reward["format"]) / len(texts),
