@@ -47,6 +47,7 @@ import torch
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 from transformers import DynamicCache, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
+from r1kit.models.kv import output_cache, with_cache
 from r1kit.rewards.countdown import tokenize
 from r1kit.tasks import load_task
 from r1kit.tasks.countdown import chain_expression
@@ -336,13 +337,13 @@ def _prefix_shared_loss(model: Qwen2ForCausalLM, prefix: torch.Tensor, batch: li
         ids[i, : len(r.ids)] = torch.tensor(r.ids)
         # position t predicts token t+1: the targets are ids[start:], predicted from positions start-1...
         labels[i, r.start - 1 : len(r.ids) - 1] = torch.tensor(r.ids[r.start :])
-    cache = model.model(input_ids=prefix, use_cache=True).past_key_values
+    cache = output_cache(model.model(input_ids=prefix, use_cache=True))
     shared = DynamicCache()
     for layer in range(len(cache.layers)):
         k, v = cache.layers[layer].keys, cache.layers[layer].values
         shared.update(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1), layer)
     positions = torch.arange(P, P + S).expand(B, S)
-    logits = model(input_ids=ids, position_ids=positions, past_key_values=shared, use_cache=True).logits
+    logits = model(input_ids=ids, position_ids=positions, **with_cache(model, shared), use_cache=True).logits
     return torch.nn.functional.cross_entropy(logits.reshape(B * S, -1), labels.reshape(-1), ignore_index=-100)
 
 

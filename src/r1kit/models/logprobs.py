@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from r1kit.algorithms import entropy_from_logits
+from r1kit.models.kv import output_cache, with_cache
 
 
 def completion_logprobs(
@@ -59,13 +60,13 @@ def _shared_prefix_logits(model: torch.nn.Module, prompt_ids: torch.Tensor, prom
     T = completion_ids.shape[1]
     if T == 1:
         return first
-    cache = out.past_key_values
+    cache = output_cache(out)
     cache.reorder_cache(prompt_index)  # [U, ...] -> [n, ...], differentiable
     mask = torch.cat([prompt_mask[prompt_index], completion_mask.to(prompt_mask.dtype)], dim=1)
     start = prompt_mask.sum(dim=1)[prompt_index, None]
     positions = start + torch.arange(T - 1, device=start.device)[None, :]
     rest = model(input_ids=completion_ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions,
-                 past_key_values=cache, use_cache=True).logits
+                 **with_cache(model, cache), use_cache=True).logits
     return torch.cat([first, rest], dim=1)
 
 

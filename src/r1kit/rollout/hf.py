@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from r1kit.models.kv import output_cache, with_cache
 from r1kit.rollout.base import Generation, SamplingParams, left_pad
 
 
@@ -67,7 +68,7 @@ class HFGenerator:
         out = self.model(input_ids=input_ids, attention_mask=prompt_mask,
                          position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
         index = torch.arange(len(prompts), device=device).repeat_interleave(num_samples)
-        cache = out.past_key_values
+        cache = output_cache(out)
         cache.reorder_cache(index)
         attention = prompt_mask[index]
         n = attention.shape[0]
@@ -87,8 +88,8 @@ class HFGenerator:
                 break
             attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=device)], dim=1)
             out = self.model(input_ids=token[:, None], attention_mask=attention, position_ids=next_pos,
-                             past_key_values=cache, use_cache=True)
-            cache, next_pos = out.past_key_values, next_pos + 1
+                             **with_cache(self.model, cache), use_cache=True)
+            cache, next_pos = output_cache(out), next_pos + 1
             logits = out.logits[:, -1, :].float()
 
         ids = torch.stack(tokens, dim=1).cpu()
