@@ -4,6 +4,7 @@
   r1kit zero out_dir=runs/x steps=200          dotted key=value overrides
   r1kit zero --config recipes/qwen2.5-0.5b/zero-gsm8k.yaml
   r1kit eval model=embedded tasks=arithmetic,gsm8k k=8 data_dir=../shared/data limit=64
+  r1kit setup-sandbox                          install bubblewrap if missing; check the code sandbox
 
 Bad input stops before any work with one line on stderr and exit status 2.
 """
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 from r1kit.config import ConfigError, EvalRunConfig, ZeroConfig, load_config
 from r1kit.models.loading import ModelLoadError
+from r1kit.sandbox import SandboxUnavailableError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,12 +33,17 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", help="YAML file of EvalRunConfig keys")
     ev.add_argument("--quiet", action="store_true", help="no progress lines")
     ev.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. model=embedded tasks=gsm8k,math500 k=16")
+    sub.add_parser("setup-sandbox", help="install bubblewrap (apt, as root) and check that the code sandbox runs")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.command == "setup-sandbox":
+        from r1kit.sandbox import main_setup_sandbox
+
+        return main_setup_sandbox([])
     try:
         if args.command == "zero":
             from r1kit.pipeline import run_zero
@@ -60,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       f"  cons@{k} {r['cons@k']:.3f}  pass@{k} {r['pass@k'][str(k)]:.3f}  ({r['n_prompts']} prompts)")
             print(f"results in {ecfg.out_dir}/results.json, report in {ecfg.out_dir}/report.html")
             return 0
-    except (ConfigError, ModelLoadError) as e:
+    except (ConfigError, ModelLoadError, SandboxUnavailableError) as e:
         print(f"r1kit: error: {e}", file=sys.stderr)
         return 2
     return 1

@@ -34,7 +34,7 @@ class ModelConfig:
 @dataclass
 class TaskConfig:
     name: str = "arithmetic"
-    """A key of `r1kit.tasks.TASKS`: arithmetic, countdown, gsm8k."""
+    """A key of `r1kit.tasks.TASKS`: arithmetic, countdown, gsm8k, knights_knaves, humaneval."""
     template: Literal["r1_zero", "chat"] = "r1_zero"
     """`r1_zero`: the paper's Table 1 template, for base models. `chat`: the tokenizer's chat template."""
     path: str | None = None
@@ -124,6 +124,17 @@ class ScoringConfig:
     """L_cache of the `overlong` reward (DAPO); L_max is rollout.max_new_tokens."""
     language: str | None = None
     """Target language of the `language_consistency` reward (e.g. en, zh); None: from each prompt."""
+    code_timeout_s: float = 5.0
+    """Code tasks and the `code` reward: wall-clock limit of one sandboxed run (one test case). Keep
+    timeout_s >= ceil(cases / code_max_workers) * code_timeout_s when scoring in workers."""
+    code_memory_mb: int = 256
+    """Address-space limit of one sandboxed run."""
+    code_max_workers: int = 2
+    """Sandboxed runs at once."""
+    code_partial_credit: bool = False
+    """`code` reward: the share of test cases passed instead of all-or-nothing (accuracy stays 0/1)."""
+    code_unsafe_local: bool = False
+    """Run model-written code without the sandbox (no bubblewrap). Only for code you trust."""
 
 
 @dataclass
@@ -179,6 +190,11 @@ class EvalRunConfig:
     """pass@k' values that must be reported (each <= k); every k' <= k is reported anyway."""
     language: str = "en"
     """Target language of the language-mixing analysis."""
+    code_timeout_s: float = 10.0
+    """humaneval and other code tasks: wall-clock limit of one sandboxed run."""
+    code_memory_mb: int = 512
+    code_unsafe_local: bool = False
+    """Run model-written code without the sandbox (no bubblewrap). Only for code you trust."""
     out_dir: str = "runs/eval"
     seed: int = 0
     batch_size: int = 512

@@ -23,7 +23,7 @@ from r1kit.config import ConfigError, ZeroConfig, to_dict
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_run
 from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.rewards import check_reward_names
+from r1kit.rewards import check_code_sandbox, check_reward_names
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.tasks import load_task
 from r1kit.templates import render_prompt
@@ -86,6 +86,8 @@ def prepare(cfg: ZeroConfig) -> Prepared:
         test = load_task(cfg.task.name, "test", n=cfg.task.eval_size, seed=cfg.seed, path=cfg.task.path)
     except ValueError as e:  # unknown task, missing or malformed data: the user's input, not a bug
         raise ConfigError(str(e)) from None
+    check_code_sandbox(cfg.rewards, [e.verifier for e in train[:1] + test[:1]],
+                       unsafe_local=cfg.scoring.code_unsafe_local)
     tokenizer = load_tokenizer(cfg.model.path)
     policy = load_model(cfg.model.path, cfg.model.dtype)
     if cfg.model.gradient_checkpointing:

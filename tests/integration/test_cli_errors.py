@@ -57,3 +57,20 @@ def test_console_script_exit_status_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == "r1kit: error: config key 'steps' expects an integer, got 'x'"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("command", [["zero", "rewards={accuracy: 1, code: 1}"], ["eval", "tasks=humaneval"]])
+def test_code_tasks_without_the_sandbox_stop_with_the_fix(tmp_path, command):
+    # A machine without bubblewrap: the same interpreter with a PATH where neither bwrap nor apt-get is.
+    import os
+
+    from tests.conftest import SHARED
+
+    extra = [] if command[0] == "zero" else [f"data_dir={SHARED / 'data'}", "limit=2"]
+    out_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "r1kit.cli", *command, *extra, f"out_dir={out_dir}"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PATH": str(tmp_path)})
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("r1kit: error: ") and "r1kit setup-sandbox" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not out_dir.exists()

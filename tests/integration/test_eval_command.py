@@ -100,3 +100,17 @@ def test_a_custom_jsonl_benchmark_names_its_fields(tmp_path):
     results = run_eval(EvalRunConfig(tasks=f"jsonl:{data}?question=q&answer=a&verifier=integer", k=2,
                                      max_new_tokens=32, out_dir=str(tmp_path / "out")))
     assert results["tasks"]["mine"]["n_prompts"] == 3
+
+
+@pytest.mark.usefixtures("needs_sandbox")
+def test_humaneval_and_knights_knaves_run_through_their_verifiers(tmp_path, capsys):
+    out = tmp_path / "ev"
+    assert main(["eval", "--quiet", "tasks=humaneval,knights_knaves", f"data_dir={DATA}", "limit=3", "k=2",
+                 "max_new_tokens=16", f"out_dir={out}"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["tasks"]) == {"humaneval", "knights_knaves"}
+    rows = _rows(out)
+    assert {r["verifier"] for r in rows} == {"code", "knights_knaves"}
+    assert all(r["info"]["tests"]["entry_point"] for r in rows if r["task"] == "humaneval")
+    # The tiny arithmetic model writes no Python and names nobody: every verdict is 0, none missing.
+    assert [c for r in rows for c in r["correct"]] == [0] * 12

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from tests.conftest import skip_without_sandbox
 
 from r1kit.rewards.code import CodeTests, assert_program, grade_humaneval
-from r1kit.sandbox import SandboxUnavailableError, require_sandbox, run_python
+from r1kit.sandbox import run_python
 
 _WRONG = '''
 
@@ -49,12 +49,7 @@ def ENTRY_POINT(*args, **kwargs):
 
 @pytest.fixture
 def problems(shared_data: Path) -> list[dict]:
-    try:
-        require_sandbox()
-    except SandboxUnavailableError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the code sandbox: {e}")
-        pytest.skip(f"code sandbox unavailable (run `r1kit setup-sandbox`): {e}")
+    skip_without_sandbox()
     path = shared_data / "humaneval" / "HumanEval.jsonl.gz"
     if not path.is_file():
         pytest.skip(f"{path} is missing")

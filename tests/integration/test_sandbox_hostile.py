@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.conftest import skip_without_sandbox
 
-from r1kit.sandbox import SandboxResult, SandboxUnavailableError, require_sandbox, run_python
+from r1kit.sandbox import SandboxResult, run_python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -95,12 +96,7 @@ def _processes_with(token: str) -> list[str]:
 
 @pytest.fixture
 def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
-    try:
-        require_sandbox()
-    except SandboxUnavailableError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the code sandbox: {e}")
-        pytest.skip(f"code sandbox unavailable (run `r1kit setup-sandbox`): {e}")
+    skip_without_sandbox()
     token = f"r1kit-hostile-{uuid.uuid4().hex}"
     secret = f"secret-{uuid.uuid4().hex}"
     monkeypatch.setenv("R1KIT_HOST_SECRET", secret)

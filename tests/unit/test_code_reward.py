@@ -12,17 +12,6 @@ import textwrap
 import pytest
 
 from r1kit.rewards.code import CodeTests, IOCase, code_reward, extract_code, outputs_match, parse_tests
-from r1kit.sandbox import SandboxUnavailableError, require_sandbox
-
-
-@pytest.fixture
-def needs_sandbox() -> None:
-    try:
-        require_sandbox()
-    except SandboxUnavailableError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the code sandbox: {e}")
-        pytest.skip(f"code sandbox unavailable (run `r1kit setup-sandbox`): {e}")
 
 
 def fenced(code: str, tag: str = "python") -> str:

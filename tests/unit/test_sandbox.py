@@ -12,18 +12,14 @@ import textwrap
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from tests.conftest import skip_without_sandbox
 
-from r1kit.sandbox import SandboxUnavailableError, main_setup_sandbox, require_sandbox, run_python
+from r1kit.sandbox import main_setup_sandbox, run_python
 
 
 @pytest.fixture(autouse=True)
-def needs_sandbox() -> None:
-    try:
-        require_sandbox()
-    except SandboxUnavailableError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the code sandbox: {e}")
-        pytest.skip(f"code sandbox unavailable (run `r1kit setup-sandbox`): {e}")
+def _needs_sandbox() -> None:
+    skip_without_sandbox()
 
 
 def test_ok_keeps_stdout_and_stderr_apart():

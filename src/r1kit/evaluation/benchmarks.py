@@ -13,7 +13,6 @@ A benchmark of your own from a JSONL file, naming its fields (see the README):
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from r1kit.tasks import TASKS, load_task
+from r1kit.tasks import TASKS, files, load_task
 from r1kit.types import Example
 
 
@@ -114,21 +113,10 @@ def load_benchmark(name: str, *, data_dir: str | Path | None = None, n: int | No
 
 def read_jsonl(file: Path) -> list[tuple[str, dict[str, Any]]]:
     """(where, row) pairs; `where` is `file:line` for error messages."""
-    if not file.is_file():
-        raise BenchmarkError(f"benchmark data not found: {file}")
-    rows = []
-    with open(file, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise BenchmarkError(f"{file}:{i}: not valid JSON") from None
-            if not isinstance(row, dict):
-                raise BenchmarkError(f"{file}:{i}: a row must be a JSON object")
-            rows.append((f"{file}:{i}", row))
-    return rows
+    try:
+        return files.read_jsonl(file, "benchmark data")
+    except ValueError as e:
+        raise BenchmarkError(str(e)) from None
 
 
 def _examples(name: str, spec: JsonlBenchmark, rows: list[tuple[str, dict[str, Any]]]) -> list[Example]:

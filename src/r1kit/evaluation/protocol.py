@@ -33,7 +33,7 @@ from r1kit.evaluation.benchmarks import BenchmarkError, load_benchmark
 from r1kit.evaluation.metrics import bootstrap_ci, majority_index, pass_at_k
 from r1kit.evaluation.voting import same_answer, vote_answer
 from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.rewards import compute_rewards
+from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rewards.language import is_mixed
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.templates import render_prompt
@@ -71,7 +71,15 @@ def load_tasks(cfg: EvalRunConfig, names: Sequence[str]) -> dict[str, list[Examp
         if not examples:
             raise ConfigError(f"benchmark {name!r} has no examples")
         out[examples[0].task if name.startswith("jsonl:") else name] = examples
+    verifiers = [e.verifier for examples in out.values() for e in examples[:1]]
+    check_code_sandbox({"accuracy": 1.0}, verifiers, unsafe_local=cfg.code_unsafe_local)
     return out
+
+
+def reward_settings(cfg: EvalRunConfig) -> dict[str, Any]:
+    """What the verifiers need beyond the examples: the code sandbox's limits."""
+    return {"code_timeout_s": cfg.code_timeout_s, "code_memory_mb": cfg.code_memory_mb,
+            "code_unsafe_local": cfg.code_unsafe_local, "code_max_workers": max(1, cfg.threads)}
 
 
 def run_eval(cfg: EvalRunConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -164,12 +172,14 @@ def _sample(cfg: EvalRunConfig, name: str, batch: int, generator: HFGenerator, t
     texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
     tokens = gen.completion_mask.sum(dim=1).tolist()
     repeated = [e for e in examples for _ in range(k)]
-    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, {"accuracy": 1.0, "format": 1.0})
+    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, {"accuracy": 1.0, "format": 1.0},
+                             settings=reward_settings(cfg))
     greedy: list[dict[str, Any]] | None = None
     if cfg.greedy:
         g = generator.generate(prompt_ids, SamplingParams(0.0, 1.0, cfg.max_new_tokens), num_samples=1, seed=seed)
         g_texts = tokenizer.batch_decode(g.completion_ids, skip_special_tokens=True)
-        g_scored = compute_rewards([e.prompt for e in examples], g_texts, examples, {"accuracy": 1.0})
+        g_scored = compute_rewards([e.prompt for e in examples], g_texts, examples, {"accuracy": 1.0},
+                                   settings=reward_settings(cfg))
         greedy = [{"completion": t, "correct": int(s > 0)} for t, s in zip(g_texts, g_scored.total, strict=True)]
     rows = []
     for p, (example, index) in enumerate(zip(examples, indices, strict=True)):

@@ -7,13 +7,21 @@ from typing import Any
 
 from r1kit.evaluation.benchmarks import last_boxed
 from r1kit.rewards import VERIFIERS, extract_answer
+from r1kit.rewards.choice import extract_choice
+from r1kit.rewards.code import extract_code
 
 
 def vote_answer(completion: str, verifier: str) -> str | None:
-    """The answer a sample votes with in cons@k: its last `<answer>`, else its last `\\boxed{}` (math)."""
-    answer = extract_answer(completion)
-    if answer is None and verifier == "math":
-        answer = last_boxed(completion)
+    """The answer a sample votes with in cons@k: its last `<answer>`, else its last `\\boxed{}` (math);
+    the letter it commits to (choice); its last fenced Python block (code)."""
+    if verifier == "code":
+        answer = extract_code(completion)
+    else:
+        answer = extract_answer(completion)
+        if verifier == "choice":
+            answer = extract_choice(answer if answer is not None else completion)
+        elif answer is None and verifier == "math":
+            answer = last_boxed(completion)
     return answer.strip() if answer is not None and answer.strip() else None
 
 

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from r1kit.rewards.choice import verify_choice
+from r1kit.rewards.code import code_reward
 from r1kit.rewards.countdown import verify_countdown
 from r1kit.rewards.extract import extract_answer, verify_integer
+from r1kit.rewards.language import language_consistency_reward
+from r1kit.rewards.logic import verify_knights_knaves
 from r1kit.rewards.math import grade, grade_many
 from r1kit.rewards.numeric import verify_number
 from r1kit.rewards.rules import (
@@ -21,6 +25,7 @@ from r1kit.rewards.rules import (
     overlong_reward,
     readable_format_reward,
 )
+from r1kit.sandbox import SandboxUnavailableError, require_sandbox
 from r1kit.types import Example, RewardResult
 
 
@@ -29,11 +34,26 @@ def verify_math(pred: str, answer: str, info: Mapping[str, Any]) -> bool:
     return grade(answer, pred, timeout_s=float(info.get("timeout_s", 5.0)))
 
 
-def verify_math_batch(items: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[bool]:
+def verify_math_batch(items: Sequence[tuple[str, str, Mapping[str, Any]]], **_: Any) -> list[bool]:
     """`verify_math` for many (pred, answer, info) at once, on all grading workers."""
     timeout = max((float(info.get("timeout_s", 5.0)) for _, _, info in items), default=5.0)
     outcomes = grade_many([(answer, pred) for pred, answer, _ in items], timeout_s=timeout)
     return [o.status == "ok" and bool(o.value) for o in outcomes]
+
+
+def verify_code(pred: str, answer: str, info: Mapping[str, Any]) -> bool:
+    """The last fenced Python block of `pred` passes all of `info["tests"]`, run in the code sandbox."""
+    return verify_code_batch([(pred, answer, info)])[0]
+
+
+def verify_code_batch(items: Sequence[tuple[str, str, Mapping[str, Any]]], **options: Any) -> list[bool]:
+    """`verify_code` for many samples at once, `code_max_workers` sandboxed runs at a time. Options are
+    the code reward's settings (`code_timeout_s`, `code_memory_mb`, `code_unsafe_local`, ...). Without
+    the sandbox this raises SandboxUnavailableError rather than score anything."""
+    wanted = {k: v for k, v in options.items() if k.startswith("code_") and k != "code_partial_credit"}
+    scores = code_reward([""] * len(items), [pred for pred, _, _ in items], info=[info for _, _, info in items],
+                         **wanted)
+    return [s == 1.0 for s in scores]
 
 
 VERIFIERS: dict[str, Verifier] = {
@@ -41,19 +61,33 @@ VERIFIERS: dict[str, Verifier] = {
     "number": verify_number,
     "countdown": verify_countdown,
     "math": verify_math,
+    "choice": verify_choice,
+    "knights_knaves": verify_knights_knaves,
+    "code": verify_code,
 }
-# Verifiers that find the answer in a whole completion themselves (\boxed{}, "the answer is (C)"):
-# they get the completion when it has no <answer> tags, e.g. from an instruct model's chat template.
-WHOLE_TEXT_VERIFIERS = {"math"}
+# Verifiers that find the answer in a whole completion themselves (\boxed{}, "the answer is (C)", a
+# fenced code block): they get the completion when it has no <answer> tags, e.g. from a chat template.
+WHOLE_TEXT_VERIFIERS = {"math", "choice", "code"}
 
 RewardFn = Callable[..., list[float]]
 
 REWARDS: dict[str, RewardFn] = {
-    "accuracy": make_accuracy_reward(VERIFIERS, WHOLE_TEXT_VERIFIERS, {"math": verify_math_batch}),
+    "accuracy": make_accuracy_reward(VERIFIERS, WHOLE_TEXT_VERIFIERS,
+                                     {"math": verify_math_batch, "code": verify_code_batch}),
     "format": format_reward,
     "readable_format": readable_format_reward,
     "overlong": overlong_reward,
+    "language_consistency": language_consistency_reward,
+    "code": code_reward,
 }
+
+
+def check_code_sandbox(weights: Mapping[str, float], verifiers: Sequence[str], *, unsafe_local: bool = False) -> None:
+    """Refuse before any work when model-written code would run and the sandbox is not available here:
+    raises SandboxUnavailableError saying how to install it (or to set the unsafe local mode explicitly)."""
+    runs_code = "code" in weights or ("accuracy" in weights and "code" in verifiers)
+    if runs_code and not unsafe_local:
+        require_sandbox()
 
 
 def check_reward_names(weights: Mapping[str, float]) -> None:
@@ -104,6 +138,8 @@ def _safe_reward(name: str, prompts: Sequence[str], completions: Sequence[str], 
     # A reward function that raises costs this batch that reward, never the training run.
     try:
         scores = [float(x) for x in REWARDS[name](prompts, completions, **columns)]
+    except SandboxUnavailableError:
+        raise  # the user must install the sandbox or ask for the unsafe mode; zeros would hide it
     except Exception:
         return [0.0] * len(completions)
     if len(scores) != len(completions):
@@ -124,6 +160,7 @@ __all__ = [
     "VERIFIERS",
     "WHOLE_TEXT_VERIFIERS",
     "RewardFn",
+    "check_code_sandbox",
     "check_reward_names",
     "combine",
     "compute_rewards",

@@ -13,8 +13,8 @@ sympy comparison, and adds three things:
      r1kit rewrites `me±k` to its exact decimal, and compares huge exponents with `Decimal`;
    - a finite set `{3,5}` matched the open interval `(3,5)`; r1kit keeps sets and intervals apart;
    - `√2`, `∛x`, `½`, `1½`, `π`, `−`, `×`, `÷` and friends are rewritten to LaTeX before parsing.
-   `deviations/math_verify.md` lists every external case where r1kit's verdict differs from
-   math-verify's, with the reason.
+   `tests/data/verifier_deviations.yaml` lists every external grading case where r1kit's verdict
+   differs from the case's expected one, with the reason.
 3. **Isolation**: each item runs in a long-lived worker process (`r1kit.rewards.workers`) that is
    SIGKILLed and replaced past `timeout_s`. `grade` is safe from any thread, never raises, never
    hangs: a timeout, a crash or bad input (None, 1 MB strings, `10^10^10^10`) is a False verdict.

@@ -12,6 +12,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from r1kit.rewards.extract import extract_answer
+from r1kit.sandbox import SandboxUnavailableError
 
 Verifier = Callable[[str, str, Mapping[str, Any]], bool]
 
@@ -30,7 +31,8 @@ def format_reward(prompts: Sequence[str], completions: Sequence[str], **_: Any) 
     return [1.0 if _FORMAT.fullmatch(c) else 0.0 for c in completions]
 
 
-BatchVerifier = Callable[[Sequence[tuple[str, str, Mapping[str, Any]]]], list[bool]]
+BatchVerifier = Callable[..., list[bool]]
+"""`(items, **settings) -> verdicts` for items of (pred, answer, info)."""
 
 
 def make_accuracy_reward(verifiers: Mapping[str, Verifier], whole_text: Collection[str] = (),
@@ -49,7 +51,7 @@ def make_accuracy_reward(verifiers: Mapping[str, Verifier], whole_text: Collecti
         answer: Sequence[str],
         verifier: Sequence[str],
         info: Sequence[Mapping[str, Any]],
-        **_: Any,
+        **settings: Any,
     ) -> list[float]:
         scores = [0.0] * len(completions)
         batched: dict[str, list[int]] = {}
@@ -66,7 +68,9 @@ def make_accuracy_reward(verifiers: Mapping[str, Verifier], whole_text: Collecti
         for name, rows in batched.items():
             items = [(extract_answer(completions[i]) or completions[i], answer[i], info[i]) for i in rows]
             try:
-                verdicts = batch[name](items)
+                verdicts = batch[name](items, **settings)
+            except SandboxUnavailableError:
+                raise  # refusing to run code unsandboxed must reach the user, not score 0
             except Exception:
                 continue
             for i, ok in zip(rows, verdicts, strict=True):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from r1kit.tasks import arithmetic, countdown, gsm8k
+from r1kit.tasks import arithmetic, countdown, gsm8k, humaneval, knights_knaves
 from r1kit.types import Example
 
 Loader = Callable[..., list[Example]]
@@ -18,9 +18,11 @@ TASKS: dict[str, Loader] = {
     arithmetic.NAME: arithmetic.load,
     countdown.NAME: countdown.load,
     gsm8k.NAME: gsm8k.load,
+    knights_knaves.NAME: knights_knaves.load_knights_knaves,
+    humaneval.NAME: humaneval.load,
 }
 
-DATASET_TASKS = {gsm8k.NAME}
+DATASET_TASKS = {gsm8k.NAME, knights_knaves.NAME, humaneval.NAME}
 
 
 def load_task(name: str, split: str, *, n: int | None = None, seed: int = 0,

@@ -6,10 +6,10 @@ JSONL file, or, with no path, from the hub as `openai/gsm8k` (config `main`) thr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from r1kit.tasks.files import read_jsonl
 from r1kit.types import Example
 
 NAME = "gsm8k"
@@ -48,18 +48,7 @@ def load(split: str, *, n: int | None = None, seed: int = 0, path: str | None = 
 
 
 def _read_local(path: Path, split: str) -> list[tuple[str, dict[str, Any]]]:
-    file = path / f"{split}.jsonl" if path.is_dir() else path
-    if not file.is_file():
-        raise ValueError(f"gsm8k data not found: {file}")
-    rows = []
-    with open(file) as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append((f"{file}:{i}", json.loads(line)))
-                except json.JSONDecodeError:
-                    raise ValueError(f"{file}:{i}: not valid JSON") from None
-    return rows
+    return read_jsonl(path / f"{split}.jsonl" if path.is_dir() else path, "gsm8k data")
 
 
 def _read_hub(split: str) -> list[tuple[str, dict[str, Any]]]:

@@ -153,12 +153,16 @@ def collect_rollout(
     return dataclasses.replace(rollout, ref_logprobs=ref_logprobs, old_logprobs=old_logprobs, metrics=metrics)
 
 
+CODE_SETTINGS = ("code_timeout_s", "code_memory_mb", "code_max_workers", "code_partial_credit", "code_unsafe_local")
+
+
 def make_scorer(cfg: ZeroConfig, *, workers: int | None = None) -> RewardScorer:
     """The run's reward scorer: its weights, worker count, timeout and reward settings."""
     s = cfg.scoring
     return RewardScorer(cfg.rewards, workers=s.workers if workers is None else workers, timeout_s=s.timeout_s,
                         settings={"max_completion_tokens": cfg.rollout.max_new_tokens,
-                                  "overlong_cache": s.overlong_cache, "language": s.language})
+                                  "overlong_cache": s.overlong_cache, "language": s.language,
+                                  **{k: getattr(s, k) for k in CODE_SETTINGS}})
 
 
 def _chunks(n: int, parts: int) -> list[tuple[int, int]]:

@@ -1,0 +1,28 @@
+"""Reading data files: JSONL rows with their `file:line`, so a bad row is named where it is."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(file: Path, what: str = "data") -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) pairs of a `.jsonl` or `.jsonl.gz` file; `where` is `file:line`. Raises ValueError
+    naming the file (missing) or the line (not JSON, not an object)."""
+    if not file.is_file():
+        raise ValueError(f"{what} not found: {file}")
+    rows = []
+    with (gzip.open(file, "rt", encoding="utf-8") if file.suffix == ".gz" else open(file, encoding="utf-8")) as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise ValueError(f"{file}:{i}: not valid JSON") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{file}:{i}: a row must be a JSON object")
+            rows.append((f"{file}:{i}", row))
+    return rows
