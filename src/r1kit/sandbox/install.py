@@ -14,16 +14,18 @@ def setup_sandbox() -> str:
     """Install bubblewrap when it is missing (apt-get, as root), then run a sandboxed smoke test.
 
     Returns a one-line report; raises SandboxUnavailableError saying what to do when it cannot succeed
-    (not root: the sudo command to run; no apt-get: the package to install; bwrap failing: why).
+    (not root and no passwordless sudo: the command to run; no apt-get: the package to install; bwrap
+    failing: why).
     """
     if shutil.which("bwrap") is None:
         if shutil.which("apt-get") is None:
             raise SandboxUnavailableError("bubblewrap is missing and apt-get is not available: install the "
                                           "`bubblewrap` package with this system's package manager")
-        if os.geteuid() != 0:
+        sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+        if sudo and shutil.which("sudo") is None:
             raise SandboxUnavailableError("bubblewrap is missing; install it with:\n"
                                           "  sudo apt-get update && sudo apt-get install -y bubblewrap")
-        _apt_install("bubblewrap")
+        _apt_install("bubblewrap", sudo)
     require_sandbox(recheck=True)
     result = run_python("print(1)", timeout_s=30.0)
     if result.status != "ok" or result.stdout != "1\n":
@@ -32,13 +34,14 @@ def setup_sandbox() -> str:
     return f"code sandbox ready: {shutil.which('bwrap')}, {mode}, print(1) ran in {result.wall_s * 1000:.0f} ms"
 
 
-def _apt_install(package: str) -> None:
-    """`apt-get install -y`, refreshing the package lists first when the install fails (a fresh image)."""
+def _apt_install(package: str, sudo: list[str]) -> None:
+    """`apt-get install -y` (through passwordless `sudo -n` when not root), refreshing the package lists
+    first when the install fails (a fresh image)."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    install = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", package]
     if subprocess.run(install, env=env).returncode == 0:
         return
-    subprocess.run(["apt-get", "update"], env=env, check=False)
+    subprocess.run([*sudo, "apt-get", "update"], env=env, check=False)
     if subprocess.run(install, env=env).returncode != 0:
         raise SandboxUnavailableError(f"`{' '.join(install)}` failed (after `apt-get update`)")
 
