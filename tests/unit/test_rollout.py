@@ -118,3 +118,43 @@ def test_shared_prefix_logprobs_equal_full_sequence_ones(engine):
     torch.testing.assert_close(shared[c_mask.bool()], full[c_mask.bool()], atol=1e-5, rtol=1e-5)
     for a, b in zip(grads_shared, grads_full):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_rows_that_finish_leave_the_batch_without_changing_the_others(tiny_random_model):
+    # With EOS made likely, rows end at many lengths and the sampler drops them from its batch. What the
+    # remaining rows sample must not depend on that: greedy rows equal each prompt decoded alone, and the
+    # sampled rows' log-probs equal the trainer's full forward.
+    tok = load_tokenizer(str(tiny_random_model))
+    model = load_model(str(tiny_random_model))
+    with torch.no_grad():
+        model.lm_head.weight[tok.eos_token_id] += 0.3 * model.lm_head.weight.abs().max()
+    gen = HFGenerator(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    prompts = [tok(f"{i}+{i * 7}=", add_special_tokens=False)["input_ids"] for i in range(12)]
+    sampled = gen.generate(prompts, SamplingParams(max_new_tokens=40), num_samples=4, seed=1)
+    lengths = sampled.completion_mask.sum(dim=1)
+    assert int((lengths < lengths.max()).sum()) >= len(lengths) // 4 and len(set(lengths.tolist())) > 5
+    p_ids, p_mask = left_pad(prompts, tok.pad_token_id)
+    with torch.no_grad():
+        logp, _ = completion_logprobs(model, p_ids, p_mask, torch.arange(12).repeat_interleave(4),
+                                      sampled.completion_ids, sampled.completion_mask, temperature=1.0)
+    m = sampled.completion_mask.bool()
+    torch.testing.assert_close(logp[m], sampled.logprobs[m], atol=2e-5, rtol=1e-4)
+
+
+
+def test_greedy_rows_are_the_same_decoded_together_or_alone():
+    # The embedded model's completions end at many lengths, so the batch shrinks as it decodes.
+    from r1kit.tasks import load_task
+    from r1kit.templates import render_prompt
+
+    tok, model = load_tokenizer("embedded"), load_model("embedded")
+    gen = HFGenerator(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    texts = [render_prompt(e.prompt, "r1_zero", tok) for e in load_task("arithmetic", "test", n=24)]
+    prompts = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    greedy = SamplingParams(temperature=0, max_new_tokens=64)
+    together = gen.generate(prompts, greedy)
+    lengths = together.completion_mask.sum(dim=1).tolist()
+    assert together.finished.all() and len(set(lengths)) >= 4
+    for i, prompt in enumerate(prompts):
+        alone = gen.generate([prompt], greedy)
+        assert together.completion_ids[i, : lengths[i]].tolist() == alone.completion_ids[0].tolist()

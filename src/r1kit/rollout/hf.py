@@ -2,8 +2,8 @@
 
 Prompts are left-padded so every row's next token sits in the last column; position ids come from
 the attention mask so padding does not shift positions. Each decoding step feeds only the new token
-and reuses the cache. Rows that have emitted EOS keep decoding pad tokens (masked out) until every
-row is done or the budget is spent.
+and reuses the cache. Rows that have emitted EOS leave the decoding batch (their cache rows are
+dropped), so a batch costs what its completions' lengths cost, not its longest one's times the rows.
 """
 
 from __future__ import annotations
@@ -76,29 +76,42 @@ class HFGenerator:
         logits = out.logits[index, -1, :].float()
         eos_ids = self.eos_ids.to(device)
 
-        tokens, logps = [], []
+        # `rows` maps the decoding batch to output rows. Rows that have emitted EOS leave the batch once
+        # they are a sixteenth of it (one cache gather, not one per finished row): completions end at very
+        # different lengths, and decoding finished rows to the longest one would waste most of the work.
+        rows = torch.arange(n, device=device)
+        tokens = torch.full((n, params.max_new_tokens), self.pad_token_id, dtype=torch.long, device=device)
+        logps = torch.zeros((n, params.max_new_tokens), device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
-        for _ in range(params.max_new_tokens):
+        for t in range(params.max_new_tokens):
             token, logp = _sample(logits, params, rng)
             token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
-            tokens.append(token)
-            logps.append(torch.where(done, torch.zeros_like(logp), logp))
+            tokens[rows, t] = token
+            logps[rows, t] = torch.where(done, torch.zeros_like(logp), logp)
             done = done | torch.isin(token, eos_ids)
-            if bool(done.all()):
+            finished = int(done.sum())
+            if finished == len(rows) or t + 1 == params.max_new_tokens:
+                tokens, logps = tokens[:, : t + 1], logps[:, : t + 1]
                 break
-            attention = torch.cat([attention, torch.ones((n, 1), dtype=attention.dtype, device=device)], dim=1)
+            if finished * 16 >= len(rows):
+                keep = (~done).nonzero().squeeze(1)
+                cache.reorder_cache(keep)
+                rows, token, attention, next_pos = rows[keep], token[keep], attention[keep], next_pos[keep]
+                done = done[keep]
+            attention = torch.cat([attention, torch.ones((len(rows), 1), dtype=attention.dtype, device=device)],
+                                  dim=1)
             out = self.model(input_ids=token[:, None], attention_mask=attention, position_ids=next_pos,
                              **with_cache(self.model, cache), use_cache=True)
             cache, next_pos = output_cache(out), next_pos + 1
             logits = out.logits[:, -1, :].float()
 
-        ids = torch.stack(tokens, dim=1).cpu()
+        ids = tokens.cpu()
         is_eos = torch.isin(ids, self.eos_ids)
         # A token is part of the completion if no EOS came strictly before it (the first EOS is kept).
         eos_before = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0
         mask = (~eos_before).long()
         return Generation(completion_ids=ids.masked_fill(mask == 0, self.pad_token_id), completion_mask=mask,
-                          logprobs=torch.stack(logps, dim=1).cpu() * mask, finished=is_eos.any(dim=1))
+                          logprobs=logps.cpu() * mask, finished=is_eos.any(dim=1))
 
 
 def _sample(logits: torch.Tensor, params: SamplingParams, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,7 +8,9 @@ always lie, quotes what each one said, and asks who is what. The data are Logic-
 
 with fields `quiz`, `names`, `solution` (booleans, True = knight) and `solution_text_format`
 ("(1) Amelia is a knight\\n(2) ..."). `path` is that folder (all sizes, or one with `people`), one
-`Nppl` folder, or one parquet file. There is no hub copy in this format, so `path` is required.
+`Nppl` folder, or one parquet file. With no path the puzzles come from the hub through `datasets`:
+`K-and-K/knights-and-knaves` (Xie et al.'s release, same fields), config = the split, one hub split per
+size (`3ppl`, ...); Logic-RL's sizes 3, 5 and 7 unless `people` names one.
 
 The prompt is the quiz and Logic-RL's request for one statement per person; the reference is
 `solution_text_format`, judged by the "knights_knaves" verifier (`r1kit.rewards.logic`) against
@@ -38,10 +40,9 @@ def load_knights_knaves(split: str, n: int | None = None, seed: int = 0, path: s
     drawn with `seed` (the same seed draws the same puzzles)."""
     if split not in ("train", "test"):
         raise ValueError(f"{NAME} has splits train and test, not {split!r}")
-    if path is None:
-        raise ValueError(f"{NAME} reads Logic-RL's parquet files: set task.path to the folder holding 3ppl/ ...")
-    examples = [make_example(row, where) for file in _files(Path(path), split, people)
-                for where, row in _read(file)]
+    rows = _read_hub(split, people) if path is None else [
+        item for file in _files(Path(path), split, people) for item in _read(file)]
+    examples = [make_example(row, where) for where, row in rows]
     if n is None:
         return examples
     if not 0 <= n <= len(examples):
@@ -82,6 +83,26 @@ def _files(path: Path, split: str, people: int | None) -> list[Path]:
         which = f"{people}ppl/" if people is not None else "<k>ppl/"
         raise ValueError(f"{NAME} data not found: no {path / which}{split}.parquet")
     return files
+
+
+HUB_ID = "K-and-K/knights-and-knaves"
+HUB_SIZES = (3, 5, 7)  # the sizes of Logic-RL's files
+
+
+def _read_hub(split: str, people: int | None) -> list[tuple[str, dict[str, Any]]]:
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise ValueError(f"loading {NAME} from the hub needs `pip install datasets`; or set a path") from None
+    rows = []
+    for size in (people,) if people is not None else HUB_SIZES:
+        try:
+            data = load_dataset(HUB_ID, split, split=f"{size}ppl")
+        except Exception as e:
+            raise ValueError(f"cannot load {HUB_ID} ({split}, {size}ppl) from the hub ({type(e).__name__}); "
+                             "set a local path") from None
+        rows += [(f"{HUB_ID}/{split}/{size}ppl[{i}]", dict(row)) for i, row in enumerate(data)]
+    return rows
 
 
 def _read(file: Path) -> list[tuple[str, dict[str, Any]]]:
