@@ -117,7 +117,7 @@ def test_loader_records_and_seeded_draws(shared_data):
 
 def test_loader_errors(shared_data, tmp_path):
     path = shared_data / "knights_knaves"
-    with pytest.raises(ValueError, match="from the hub.*set a local path"):
+    with pytest.raises(ValueError, match=r"from the hub.*set a local path"):
         load_knights_knaves("train")
     with pytest.raises(ValueError, match="splits"):
         load_knights_knaves("dev", path=path)
