@@ -1,11 +1,14 @@
-"""Reading data files: JSONL rows with their `file:line`, so a bad row is named where it is."""
+"""Reading data files: JSONL rows with their `file:line`, so a bad row is named where it is; seeded draws."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def read_jsonl(file: Path, what: str = "data") -> list[tuple[str, dict[str, Any]]]:
@@ -26,3 +29,13 @@ def read_jsonl(file: Path, what: str = "data") -> list[tuple[str, dict[str, Any]
                 raise ValueError(f"{file}:{i}: a row must be a JSON object")
             rows.append((f"{file}:{i}", row))
     return rows
+
+
+def draw(examples: list[T], n: int | None, seed: int, what: str) -> list[T]:
+    """All `examples` in order (n None), or `n` of them drawn with `seed`: the same seed, the same draw.
+    Raises ValueError naming `what` when n is not in 1..len(examples)."""
+    if n is None:
+        return examples
+    if not 1 <= n <= len(examples):
+        raise ValueError(f"{what}: asked for n={n}, there are {len(examples)}")
+    return random.Random(seed).sample(examples, n)

@@ -12,11 +12,10 @@ restates the whole function and one that continues the body both work.
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
-from r1kit.tasks.files import read_jsonl
+from r1kit.tasks.files import draw, read_jsonl
 from r1kit.types import Example
 
 NAME = "humaneval"
@@ -48,12 +47,7 @@ def load(split: str, *, n: int | None = None, seed: int = 0, path: str | None = 
     if split != "test":
         raise ValueError(f"{NAME} has only a test split, not {split!r}")
     rows = _read_local(Path(path)) if path else _read_hub()
-    examples = [make_example(row, where) for where, row in rows]
-    if n is None:
-        return examples
-    if not 1 <= n <= len(examples):
-        raise ValueError(f"{NAME}: asked for n={n} problems, there are {len(examples)}")
-    return random.Random(seed).sample(examples, n)
+    return draw([make_example(row, where) for where, row in rows], n, seed, f"{NAME} problems")
 
 
 def _read_local(path: Path) -> list[tuple[str, dict[str, Any]]]:

@@ -19,11 +19,11 @@ The prompt is the quiz and Logic-RL's request for one statement per person; the 
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 from typing import Any
 
+from r1kit.tasks.files import draw
 from r1kit.types import Example
 
 NAME = "knights_knaves"
@@ -42,12 +42,7 @@ def load_knights_knaves(split: str, n: int | None = None, seed: int = 0, path: s
         raise ValueError(f"{NAME} has splits train and test, not {split!r}")
     rows = _read_hub(split, people) if path is None else [
         item for file in _files(Path(path), split, people) for item in _read(file)]
-    examples = [make_example(row, where) for where, row in rows]
-    if n is None:
-        return examples
-    if not 0 <= n <= len(examples):
-        raise ValueError(f"{NAME}: asked for n={n} puzzles, the {split} split holds {len(examples)}")
-    return random.Random(seed).sample(examples, n)
+    return draw([make_example(row, where) for where, row in rows], n, seed, f"{NAME} {split} puzzles")
 
 
 def make_example(row: dict[str, Any], where: str = "row") -> Example:
