@@ -48,13 +48,17 @@ def test_same_seed_same_samples_other_seed_other_samples(engine):
     assert a.completion_ids.shape[0] == 12  # group-major: B=3 prompts x G=4
 
 
-def test_masks_keep_first_eos_and_pad_after(tiny_random_model):
-    tok = load_tokenizer(str(tiny_random_model))
-    model = load_model(str(tiny_random_model))
-    # Make EOS likely so some rows end early.
+def _eos_likely(path, boost: float):
+    """The tiny random model with its EOS logit raised, so rows end early and at many lengths."""
+    tok = load_tokenizer(str(path))
+    model = load_model(str(path))
     with torch.no_grad():
-        model.lm_head.weight[tok.eos_token_id] += 0.5 * model.lm_head.weight.abs().max()
-    gen = HFGenerator(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        model.lm_head.weight[tok.eos_token_id] += boost * model.lm_head.weight.abs().max()
+    return model, tok, HFGenerator(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+
+
+def test_masks_keep_first_eos_and_pad_after(tiny_random_model):
+    _, tok, gen = _eos_likely(tiny_random_model, 0.5)
     out = gen.generate(_prompts(tok), SamplingParams(max_new_tokens=30), num_samples=8, seed=0)
     assert out.finished.any()
     for ids, mask, logp, finished in zip(out.completion_ids, out.completion_mask, out.logprobs, out.finished):
@@ -122,13 +126,8 @@ def test_shared_prefix_logprobs_equal_full_sequence_ones(engine):
 
 def test_rows_that_finish_leave_the_batch_without_changing_the_others(tiny_random_model):
     # With EOS made likely, rows end at many lengths and the sampler drops them from its batch. What the
-    # remaining rows sample must not depend on that: greedy rows equal each prompt decoded alone, and the
-    # sampled rows' log-probs equal the trainer's full forward.
-    tok = load_tokenizer(str(tiny_random_model))
-    model = load_model(str(tiny_random_model))
-    with torch.no_grad():
-        model.lm_head.weight[tok.eos_token_id] += 0.3 * model.lm_head.weight.abs().max()
-    gen = HFGenerator(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    # remaining rows sample must not depend on that: their log-probs equal the trainer's full forward.
+    model, tok, gen = _eos_likely(tiny_random_model, 0.3)
     prompts = [tok(f"{i}+{i * 7}=", add_special_tokens=False)["input_ids"] for i in range(12)]
     sampled = gen.generate(prompts, SamplingParams(max_new_tokens=40), num_samples=4, seed=1)
     lengths = sampled.completion_mask.sum(dim=1)
