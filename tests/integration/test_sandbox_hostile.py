@@ -17,7 +17,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -471,6 +474,19 @@ print(attempt(lambda: open("/work/escape-TOKEN", "w")), attempt(lambda: open("/r
       attempt(lambda: socket.create_connection(("1.1.1.1", 80), timeout=1)), os.getuid())
 """,
     "userns": "import ctypes\nprint(ctypes.CDLL(None).unshare(0x10000000))",
+    "fork_memory": """
+held = 0
+for i in range(8):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            block = bytearray(400 << 20)
+            os._exit(0)
+        except MemoryError:
+            os._exit(1)
+    held += os.waitpid(pid, 0)[1] == 0
+print(held)
+""",
     "daemon": """
 import time
 if os.fork() == 0:
@@ -481,16 +497,52 @@ time.sleep(5)
 }
 
 
+def _package_copy_for(uid: int) -> Path | None:
+    """A copy of the `r1kit.sandbox` package in a directory that `uid` can read, or None.
+
+    The repository may live where `uid` cannot enter (a clone in /root or in `mktemp -d`, both mode 700), so
+    the test never imports from it: it copies the package into a fresh world-readable directory under the
+    first shared temporary directory that `uid` can reach, and checks the import as `uid` before using it."""
+    for base in ("/tmp", "/var/tmp", "/dev/shm"):
+        if not os.path.isdir(base):
+            continue
+        root = Path(tempfile.mkdtemp(prefix="r1kit-sandbox-pkg-", dir=base))
+        root.chmod(0o755)
+        shutil.copytree(REPO / "src" / "r1kit" / "sandbox", root / "r1kit" / "sandbox",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copy(REPO / "src" / "r1kit" / "__init__.py", root / "r1kit" / "__init__.py")
+        for path in [root, *root.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        probe = subprocess.run(["setpriv", "--reuid", str(uid), "--regid", str(uid), "--clear-groups",
+                                _USERNS_PYTHON, "-I", "-c", f"import sys; sys.path.insert(0, {str(root)!r}); "
+                                "import r1kit.sandbox"], capture_output=True, timeout=60, cwd="/")
+        if probe.returncode == 0:
+            return root
+        shutil.rmtree(root, ignore_errors=True)
+    return None
+
+
+@pytest.fixture
+def package_for_nobody() -> Iterator[Path]:
+    root = _package_copy_for(65534)
+    if root is None:
+        pytest.skip("uid 65534 can read none of /tmp, /var/tmp, /dev/shm, so no copy of r1kit it can import")
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists(_USERNS_PYTHON),
                     reason="runs the non-root (user-namespace) mode by dropping to nobody: needs root and setpriv")
-def test_non_root_callers_get_the_same_containment(host):
+def test_non_root_callers_get_the_same_containment(host, package_for_nobody):
     # A caller that is not root gets uid 65534 in a user namespace instead of a host uid: check that mode
-    # too, as nobody, with the system Python (nobody cannot read a Python under /root) and the package on
-    # its path.
+    # too, as nobody, with the system Python (nobody cannot read a Python under /root) and a copy of the
+    # package that nobody can read (the clone itself may be private).
     programs = {name: (_TAG + code).replace("TOKEN", host.token) for name, code in _USERNS_PROGRAMS.items()}
     script = textwrap.dedent(f"""
         import json, sys
-        sys.path.insert(0, {str(REPO / "src")!r})
+        sys.path.insert(0, {str(package_for_nobody)!r})
         from r1kit.sandbox import run_python
         out = {{}}
         for name, code in {programs!r}.items():
@@ -507,5 +559,66 @@ def test_non_root_callers_get_the_same_containment(host):
     assert report["fork"][0] == "ok" and 0 < int(report["fork"][1]) < 16
     assert report["outside"] == ["ok", "FileNotFoundError FileNotFoundError OSError 65534"]
     assert report["userns"] == ["ok", "-1"]
+    assert report["fork_memory"] == ["ok", "0"]  # no cgroup for nobody here: 128 MB shares, no 400 MB child
     assert report["daemon"] == ["timeout", ""]
     host.assert_unchanged()
+
+
+def _pss_mb(token: str) -> float:
+    """Anonymous and shared-memory proportional set size of every process carrying `token`, summed
+    (shared pages counted once; the interpreter's file pages, already cached by the host, left out)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if token.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in rollup.splitlines()
+                     if line.startswith(("Pss_Anon:", "Pss_Shmem:")))
+    return total / 1024
+
+
+def test_forking_memory_bomb_stays_within_the_total_budget(host):
+    # 8 children each touch 400 MB and hold it: 3.2 GB asked under a 512 MB budget for the whole program.
+    # The budget is one cgroup for all the program's processes, or per-process shares where none exists.
+    peak, stop = [0.0], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _pss_mb(host.token))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        r = host.run("""
+            import time
+            kids = []
+            for i in range(8):
+                pid = os.fork()
+                if pid == 0:
+                    block = bytearray(400 << 20)
+                    for j in range(0, len(block), 4096):
+                        block[j] = 1
+                    print("held", flush=True)
+                    time.sleep(3)
+                    os._exit(0)
+                kids.append(pid)
+            codes = [os.waitpid(pid, 0)[1] for pid in kids]
+            print(json.dumps({"failed": sum(c != 0 for c in codes)}))
+            sys.exit(1 if any(codes) else 0)
+        """, memory_mb=512, timeout_s=20)
+    finally:
+        stop.set()
+        sampler.join()
+    assert r.status == "memory", (r.status, r.stderr[-500:])
+    assert r.stdout.count("held") <= 1
+    assert host.report(r)["failed"] >= 7
+    # Sampled from outside, process after process (not one snapshot: a child killed after it was read can
+    # be counted beside the next one's growth), hence a 10 % allowance; 8 x 400 MB would be 3,200 MB.
+    assert peak[0] <= 512 * 1.1, f"the program held {peak[0]:.0f} MB together"
+    if r.memory_peak_mb is not None:  # the cgroup's own accounting, exact
+        assert r.memory_peak_mb <= 512
+    host.assert_unchanged(r)

@@ -18,10 +18,13 @@
 - rlimits on CPU seconds, address space, processes, file size and open files, and a seccomp filter
   refusing new user namespaces, ptrace, io_uring, bpf and the like (`r1kit.sandbox.seccomp`);
 - a wall-clock kill of the whole process group at `timeout_s` (the pid namespace dies with its init, so
-  nothing the program started outlives the run), and a per-stream output cap read by the parent.
+  nothing the program started outlives the run), and a per-stream output cap read by the parent;
+- one memory and process budget for all the program's processes together, in a cgroup of its own (v2
+  where a delegated subtree is writable, v1 as root); where no cgroup can be made, per-process shares of
+  the budget (`r1kit.sandbox.cgroup`). The cgroup's OOM killer makes the status "memory".
 
-Not covered: memory and CPU accounting across the program's processes (no cgroups: rlimits are per
-process, so a program that forks to the limit can hold up to `max_processes` x `memory_mb`). Linux only.
+Not covered: CPU time summed over the program's processes (RLIMIT_CPU is per process; the wall-clock
+kill bounds the total). Linux only.
 
 Without bubblewrap `run_python` raises `SandboxUnavailableError` unless `unsafe_local=True`, which runs
 the same launcher with the same rlimits and process-group kill but no namespaces, with a loud warning.

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from r1kit.sandbox import cgroup
 from r1kit.sandbox.seccomp import seccomp_program
 
 Status = Literal["ok", "error", "timeout", "memory", "output_limit"]
@@ -60,13 +61,16 @@ class SandboxResult:
     """How one run ended, and what it printed (each stream cut at the output cap)."""
 
     status: Status
-    """ok: exit 0. error: any other exit. timeout: wall clock or CPU limit. memory: address-space limit hit.
-    output_limit: a stream passed the cap and the run was killed."""
+    """ok: exit 0. error: any other exit. timeout: wall clock or CPU limit. memory: the cgroup's OOM killer
+    killed a process of the program, or a process hit its address-space limit. output_limit: a stream
+    passed the cap and the run was killed."""
     returncode: int | None
     """The program's exit status; -N when killed by signal N (bwrap's 128+N is read as a signal)."""
     stdout: str
     stderr: str
     wall_s: float
+    memory_peak_mb: float | None = None
+    """The most memory all the program's processes held together, where a cgroup accounts it; else None."""
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -79,12 +83,39 @@ def run_python(code: str, *, stdin: str = "", timeout_s: float = 10.0, memory_mb
     """Run `code` as a Python program with `stdin` as its standard input; never raises for what the
     program does. Raises SandboxUnavailableError when bwrap cannot run here and `unsafe_local` is False.
 
-    `timeout_s` is wall-clock (CPU time is capped at its ceiling + 1 s per process); `memory_mb` is each
-    process's address space; `max_output_bytes` caps stdout and stderr each; `max_processes`,
-    `max_file_mb` (largest file written) and `max_open_files` are rlimits; `tmp_mb` sizes the tmpfs /tmp.
+    `timeout_s` is wall-clock (CPU time is capped at its ceiling + 1 s per process); `memory_mb` is the
+    memory of all the program's processes together (a cgroup; where none can be made, each process gets an
+    equal share of address space, `cgroup.split_budget`); `max_output_bytes` caps stdout and stderr each;
+    `max_processes` bounds the program's processes; `max_file_mb` (largest file written) and
+    `max_open_files` are rlimits; `tmp_mb` sizes the tmpfs /tmp, which counts towards `memory_mb`.
     `unsafe_local` runs without bwrap: for machines without it, never for untrusted code.
     """
-    limits = (int(timeout_s) + 1, memory_mb << 20, max_processes, max_file_mb << 20, max_open_files)
+    if memory_mb < 1 or max_processes < 1:
+        raise ValueError(f"memory_mb and max_processes must be >= 1, got {memory_mb} and {max_processes}")
+    group = _run_cgroup(memory_mb, max_processes)
+    per_process_mb, nproc = (memory_mb, max_processes) if group else cgroup.split_budget(memory_mb, max_processes)
+    limits = (int(timeout_s) + 1, per_process_mb << 20, nproc, max_file_mb << 20, max_open_files)
+    try:
+        return _run_python(code, stdin, timeout_s, max_output_bytes, limits, tmp_mb, unsafe_local, group)
+    finally:
+        if group is not None:
+            group.remove()
+
+
+def _run_cgroup(memory_mb: int, max_processes: int) -> cgroup.RunCgroup | None:
+    ctrl = cgroup.controller()
+    if ctrl is None:
+        return None
+    try:
+        return cgroup.create(ctrl, memory_mb, max_processes)
+    except OSError as e:  # the kernel refused this one (e.g. too many cgroups): per-process shares instead
+        warnings.warn(f"r1kit.sandbox: cannot create a cgroup ({e}); per-process memory limits instead",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _run_python(code: str, stdin: str, timeout_s: float, max_output_bytes: int, limits: tuple[int, ...],
+                tmp_mb: int, unsafe_local: bool, group: cgroup.RunCgroup | None) -> SandboxResult:
     if unsafe_local:
         warnings.warn("r1kit.sandbox: unsafe_local=True runs untrusted code WITHOUT isolation (rlimits and a "
                       "process-group kill only): it can read and write your files and reach the network",
@@ -92,11 +123,11 @@ def run_python(code: str, *, stdin: str = "", timeout_s: float = 10.0, memory_mb
         with tempfile.TemporaryDirectory(prefix="r1kit-unsafe-") as workdir:
             Path(workdir, "main.py").write_text(code, encoding="utf-8", errors="replace")
             argv = [_interpreter().executable, "-I", "-c", _LAUNCHER, *map(str, limits), "-1", "-1"]
-            return _run(argv, stdin, timeout_s, max_output_bytes, cwd=workdir, bwrap=False)
+            return _run(argv, stdin, timeout_s, max_output_bytes, cwd=workdir, bwrap=False, group=group)
     error = _probe_error()
     if error:
         raise SandboxUnavailableError(error)
-    return _run_bwrap(code, stdin, timeout_s, max_output_bytes, limits, tmp_mb)
+    return _run_bwrap(code, stdin, timeout_s, max_output_bytes, limits, tmp_mb, group)
 
 
 def sandbox_available() -> bool:
@@ -214,7 +245,7 @@ def _uid_named(uid: int) -> bool:
 
 
 def _run_bwrap(code: str, stdin: str, timeout_s: float, cap: int, limits: tuple[int, ...],
-               tmp_mb: int) -> SandboxResult:
+               tmp_mb: int, group: cgroup.RunCgroup | None = None) -> SandboxResult:
     as_root = os.geteuid() == 0
     uid, uid_lock = _acquire_uid() if as_root else (65534, -1)
     fds = [_sealed_fd(_utf8(code))]
@@ -224,7 +255,7 @@ def _run_bwrap(code: str, stdin: str, timeout_s: float, cap: int, limits: tuple[
     try:
         argv = [*_bwrap_argv(fds, tmp_mb << 20, as_root), _interpreter().executable, "-I", "-c", _LAUNCHER,
                 *map(str, limits), str(uid), str(uid)]
-        return _run(argv, stdin, timeout_s, cap, cwd="/", bwrap=True, pass_fds=tuple(fds))
+        return _run(argv, stdin, timeout_s, cap, cwd="/", bwrap=True, pass_fds=tuple(fds), group=group)
     finally:
         for fd in fds:
             os.close(fd)
@@ -250,12 +281,14 @@ def _utf8(text: str) -> bytes:
 
 
 def _run(argv: list[str], stdin: str, timeout_s: float, cap: int, *, cwd: str, bwrap: bool,
-         pass_fds: tuple[int, ...] = ()) -> SandboxResult:
+         pass_fds: tuple[int, ...] = (), group: cgroup.RunCgroup | None = None) -> SandboxResult:
     stdin_fd = _sealed_fd(_utf8(stdin))
     info_r, info_w = os.pipe() if bwrap else (-1, -1)
     if bwrap:
         argv = [argv[0], "--info-fd", str(info_w), *argv[1:]]
         pass_fds = (*pass_fds, info_w)
+    if group is not None:
+        argv = [*group.launch_prefix(), *argv]
     start = time.monotonic()
     try:
         proc = subprocess.Popen(argv, stdin=stdin_fd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd,
@@ -278,7 +311,9 @@ def _run(argv: list[str], stdin: str, timeout_s: float, cap: int, *, cwd: str, b
     if bwrap and rc is not None and 128 < rc <= 128 + 64:
         rc = 128 - rc
     stdout, stderr = (b.decode("utf-8", errors="replace") for b in (out, err))
-    return SandboxResult(_status(killed, rc, stderr), rc, stdout, stderr, wall)
+    oom = group is not None and group.oom_kills() > 0
+    peak = group.peak_mb() if group is not None else None
+    return SandboxResult(_status(killed, rc, stderr, oom), rc, stdout, stderr, wall, peak)
 
 
 def _open_init(info_fd: int, bwrap_pid: int, deadline: float) -> int | None:
@@ -365,11 +400,13 @@ def _kill_all(proc: subprocess.Popen[bytes], init: int | None) -> None:
             stream.close()
 
 
-def _status(killed: str, rc: int | None, stderr: str) -> Status:
+def _status(killed: str, rc: int | None, stderr: str, oom: bool = False) -> Status:
     if killed == "output_limit":
         return "output_limit"
     if killed == "timeout":
         return "timeout"
+    if oom:
+        return "memory"
     if rc == 0:
         return "ok"
     if _MEMORY_ERROR.search(stderr[-4096:]):
