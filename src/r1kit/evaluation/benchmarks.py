@@ -96,7 +96,10 @@ def load_benchmark(name: str, *, data_dir: str | Path | None = None, n: int | No
         if data_dir is not None:
             rows = read_jsonl(Path(data_dir) / spec.folder / spec.file)
         else:
-            rows = _read_hub(spec.hub_id or name, spec.hub_split)
+            try:
+                rows = files.read_hub(spec.hub_id or name, split=spec.hub_split, fix="pass data_dir=")
+            except ValueError as e:
+                raise BenchmarkError(str(e)) from None
         return _examples(name, spec, rows)[: n or None]
     task = TASK_BENCHMARKS.get(name, name if name in TASKS else None)
     if task is None:
@@ -151,13 +154,3 @@ def _load_custom(name: str, n: int | None) -> list[Example]:
         raise BenchmarkError(f"{name!r}: unknown verifier {spec.verifier!r}; choose from {', '.join(VERIFIERS)}")
     label = fields.get("name") or re.sub(r"\.jsonl$", "", Path(path).name)
     return _examples(label, spec, read_jsonl(Path(path)))[: n or None]
-
-
-def _read_hub(hub_id: str, split: str) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        from datasets import load_dataset
-
-        data = load_dataset(hub_id, split=split)
-    except Exception as e:
-        raise BenchmarkError(f"cannot load {hub_id} from the hub ({type(e).__name__}); pass data_dir=") from None
-    return [(f"{hub_id}[{i}]", dict(row)) for i, row in enumerate(data)]

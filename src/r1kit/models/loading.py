@@ -9,7 +9,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from r1kit.hub import require_hub
+from r1kit.models.device import DTYPES
 
 
 class ModelLoadError(ValueError):
@@ -30,6 +31,10 @@ def resolve_model_path(path: str) -> str:
     # Anything that looks like a filesystem path but does not exist is a typo, not a hub id.
     if path.startswith((".", "/", "~")) or path.count("/") > 1 or not path:
         raise ModelLoadError(f"model path not found: {path}")
+    try:
+        require_hub(f"model {path}", "pass a local model directory")
+    except ValueError as e:
+        raise ModelLoadError(str(e)) from None
     return path
 
 
@@ -49,6 +54,7 @@ def load_tokenizer(path: str) -> Any:
 
 
 def load_model(path: str, dtype: str = "float32", device: str | torch.device = "cpu") -> PreTrainedModel:
+    """The causal LM at `path` (see `resolve_model_path`) with parameters in `dtype`, on `device`."""
     hf_logging.disable_progress_bar()
     try:
         model = AutoModelForCausalLM.from_pretrained(resolve_model_path(path), dtype=DTYPES[dtype])

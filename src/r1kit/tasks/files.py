@@ -8,6 +8,8 @@ import random
 from pathlib import Path
 from typing import Any, TypeVar
 
+from r1kit.hub import require_hub
+
 T = TypeVar("T")
 
 
@@ -39,3 +41,21 @@ def draw(examples: list[T], n: int | None, seed: int, what: str) -> list[T]:
     if not 1 <= n <= len(examples):
         raise ValueError(f"{what}: asked for n={n}, there are {len(examples)}")
     return random.Random(seed).sample(examples, n)
+
+
+def read_hub(hub_id: str, *args: str, split: str, fix: str) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) pairs of a hub data set through `datasets.load_dataset(hub_id, *args, split=split)`.
+    Raises ValueError naming `fix` (e.g. "set task.path") when it cannot be loaded; fails within seconds
+    when the hub cannot be reached (`r1kit.hub`)."""
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise ValueError(f"loading {hub_id} from the hub needs `pip install datasets`; or {fix}") from None
+    what = f"{hub_id} ({', '.join([*args, split])})"
+    require_hub(what, fix)
+    try:
+        data = load_dataset(hub_id, *args, split=split)
+    except Exception as e:
+        raise ValueError(f"cannot load {what} from the hub ({type(e).__name__}); {fix}") from None
+    return [(f"{hub_id}/{'/'.join(args)}[{split}][{i}]" if args else f"{hub_id}[{split}][{i}]", dict(row))
+            for i, row in enumerate(data)]

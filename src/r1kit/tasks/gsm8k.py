@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from r1kit.tasks.files import read_jsonl
+from r1kit.tasks.files import read_hub, read_jsonl
 from r1kit.types import Example
 
 NAME = "gsm8k"
@@ -32,7 +32,7 @@ def reference_answer(solution: str) -> str:
 def load(split: str, *, n: int | None = None, seed: int = 0, path: str | None = None) -> list[Example]:
     if split not in ("train", "test"):
         raise ValueError(f"gsm8k has splits train and test, not {split!r}")
-    rows = _read_local(Path(path), split) if path else _read_hub(split)
+    rows = _read_local(Path(path), split) if path else read_hub(HUB_ID, "main", split=split, fix="set task.path")
     examples = []
     for where, row in rows:
         try:
@@ -49,15 +49,3 @@ def load(split: str, *, n: int | None = None, seed: int = 0, path: str | None = 
 
 def _read_local(path: Path, split: str) -> list[tuple[str, dict[str, Any]]]:
     return read_jsonl(path / f"{split}.jsonl" if path.is_dir() else path, "gsm8k data")
-
-
-def _read_hub(split: str) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise ValueError("loading gsm8k from the hub needs `pip install datasets`; or set task.path") from None
-    try:
-        data = load_dataset(HUB_ID, "main", split=split)
-    except Exception as e:
-        raise ValueError(f"cannot load {HUB_ID} from the hub ({type(e).__name__}); set task.path") from None
-    return [(f"{HUB_ID}[{i}]", dict(row)) for i, row in enumerate(data)]

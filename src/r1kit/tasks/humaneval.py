@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from r1kit.tasks.files import draw, read_jsonl
+from r1kit.tasks.files import draw, read_hub, read_jsonl
 from r1kit.types import Example
 
 NAME = "humaneval"
@@ -46,7 +46,7 @@ def load(split: str, *, n: int | None = None, seed: int = 0, path: str | None = 
     """The problems in file order, or `n` of them drawn with `seed`."""
     if split != "test":
         raise ValueError(f"{NAME} has only a test split, not {split!r}")
-    rows = _read_local(Path(path)) if path else _read_hub()
+    rows = _read_local(Path(path)) if path else read_hub(HUB_ID, split="test", fix="set a local path")
     return draw([make_example(row, where) for where, row in rows], n, seed, f"{NAME} problems")
 
 
@@ -57,15 +57,3 @@ def _read_local(path: Path) -> list[tuple[str, dict[str, Any]]]:
             raise ValueError(f"{NAME} data not found: no HumanEval.jsonl.gz, HumanEval.jsonl or test.jsonl in {path}")
         path = found[0]
     return read_jsonl(path, f"{NAME} data")
-
-
-def _read_hub() -> list[tuple[str, dict[str, Any]]]:
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise ValueError(f"loading {NAME} from the hub needs `pip install datasets`; or set a path") from None
-    try:
-        data = load_dataset(HUB_ID, split="test")
-    except Exception as e:
-        raise ValueError(f"cannot load {HUB_ID} from the hub ({type(e).__name__}); set a local path") from None
-    return [(f"{HUB_ID}[{i}]", dict(row)) for i, row in enumerate(data)]

@@ -23,7 +23,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from r1kit.tasks.files import draw
+from r1kit.tasks.files import draw, read_hub
 from r1kit.types import Example
 
 NAME = "knights_knaves"
@@ -85,18 +85,9 @@ HUB_SIZES = (3, 5, 7)  # the sizes of Logic-RL's files
 
 
 def _read_hub(split: str, people: int | None) -> list[tuple[str, dict[str, Any]]]:
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise ValueError(f"loading {NAME} from the hub needs `pip install datasets`; or set a path") from None
     rows = []
     for size in (people,) if people is not None else HUB_SIZES:
-        try:
-            data = load_dataset(HUB_ID, split, split=f"{size}ppl")
-        except Exception as e:
-            raise ValueError(f"cannot load {HUB_ID} ({split}, {size}ppl) from the hub ({type(e).__name__}); "
-                             "set a local path") from None
-        rows += [(f"{HUB_ID}/{split}/{size}ppl[{i}]", dict(row)) for i, row in enumerate(data)]
+        rows += read_hub(HUB_ID, split, split=f"{size}ppl", fix="set a local path")
     return rows
 
 
