@@ -1,30 +1,52 @@
-"""Atomic checkpoints and the metrics log, so a killed run resumes exactly where it stopped.
+"""Atomic, verified checkpoints and the metrics log, so a killed run resumes exactly where it stopped.
 
 Layout under out_dir:
-  checkpoints/step_000050/   policy (HF directory) + trainer_state.pt (optimizer, scheduler, reference)
-  checkpoints/latest         the name of the newest complete checkpoint
+  checkpoints/step_000050/   policy/ (HF directory) + trainer_state.pt (optimizer, scheduler, reference)
+                             + manifest.json (size and sha256 of every other file, written last)
+  checkpoints/latest         the name of the newest complete checkpoint (for people; resume scans)
   metrics.jsonl              one JSON row per step; rows past the resumed checkpoint are dropped
 
 A checkpoint is written into a temporary directory, flushed to disk, then renamed into place; only
 after that does `latest` move (itself replaced atomically). A kill at any instant leaves either the
-old or the new checkpoint complete, never a half-written one.
+old or the new checkpoint complete, never a half-written one. What a kill cannot do, a disk error or a
+partial copy can: so resume verifies each checkpoint against its manifest, newest first, and falls
+back to the newest one that verifies and loads (`resume_checkpoint`).
+
+trainer_state.pt is read with `torch.load(weights_only=True)`: tensors and plain containers only, never
+arbitrary pickled objects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import torch
 
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 STATE_FILE = "trainer_state.pt"
+MANIFEST = "manifest.json"
+
+T = TypeVar("T")
+
+
+class Reporter(Protocol):
+    """Receives every metrics row as it is logged (`r1kit.trainers.reporting` has the implementations)."""
+
+    def log(self, row: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CheckpointError(ValueError):
+    """out_dir has checkpoints but none of them is intact; the message names each and why."""
 
 
 @dataclass(frozen=True)
@@ -37,18 +59,63 @@ class Checkpoint:
         return self.path / "policy"
 
     def load_state(self) -> dict[str, Any]:
-        return torch.load(self.path / STATE_FILE, map_location="cpu", weights_only=False)
+        return torch.load(self.path / STATE_FILE, map_location="cpu", weights_only=True)
+
+    def damage(self) -> str:
+        """Why this checkpoint cannot be trusted ("" when every file matches its manifest entry)."""
+        try:
+            files = json.loads((self.path / MANIFEST).read_text())["files"]
+        except FileNotFoundError:
+            return f"no {MANIFEST}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{MANIFEST} is unreadable"
+        for name, want in files.items():
+            file = self.path / name
+            if not file.is_file():
+                return f"{name} is missing"
+            if file.stat().st_size != want["size"]:
+                return f"{name} has {file.stat().st_size} bytes, the manifest says {want['size']}"
+            if _sha256(file) != want["sha256"]:
+                return f"{name} does not match its checksum"
+        return ""
+
+
+def checkpoints(out_dir: Path) -> list[Checkpoint]:
+    """Every complete-looking checkpoint directory under out_dir, newest first (none verified yet)."""
+    root = out_dir / CHECKPOINT_DIR
+    if not root.is_dir():
+        return []
+    found = [Checkpoint(int(p.name.removeprefix("step_")), p) for p in root.iterdir()
+             if p.is_dir() and p.name.startswith("step_") and p.name.removeprefix("step_").isdigit()]
+    return sorted(found, key=lambda c: c.step, reverse=True)
 
 
 def latest_checkpoint(out_dir: Path) -> Checkpoint | None:
-    pointer = out_dir / CHECKPOINT_DIR / LATEST
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text().strip()
-    path = out_dir / CHECKPOINT_DIR / name
-    if not (path / STATE_FILE).is_file():
-        return None
-    return Checkpoint(step=int(name.removeprefix("step_")), path=path)
+    """The newest checkpoint whose files match its manifest, or None."""
+    return next((c for c in checkpoints(out_dir) if not c.damage()), None)
+
+
+def resume_checkpoint(out_dir: Path, load: Callable[[Checkpoint], T],
+                      warn: Callable[[str], None]) -> tuple[Checkpoint, T] | None:
+    """The newest checkpoint that verifies against its manifest and that `load` reads without error, with
+    what `load` returned; None when out_dir has no checkpoint. Each damaged one is named through `warn`
+    (one line) and skipped. Raises CheckpointError when there are checkpoints but none is usable."""
+    found = checkpoints(out_dir)
+    problems = []
+    for ckpt in found:
+        reason = ckpt.damage()
+        if not reason:
+            try:
+                return ckpt, load(ckpt)
+            except Exception as e:  # a file that verifies but does not load: as damaged as a bad checksum
+                reason = f"cannot be loaded ({type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]})"
+        problems.append(f"{ckpt.path.name} ({reason})")
+        later = "no older checkpoint" if ckpt is found[-1] else "trying the previous one"
+        warn(f"checkpoint {ckpt.path} is damaged: {reason}; {later}")
+    if found:
+        raise CheckpointError(f"no usable checkpoint in {out_dir / CHECKPOINT_DIR}: {'; '.join(problems)}; "
+                              "delete out_dir to start over")
+    return None
 
 
 def save_checkpoint(out_dir: Path, step: int, policy: Any, tokenizer: Any, state: dict[str, Any],
@@ -62,12 +129,20 @@ def save_checkpoint(out_dir: Path, step: int, policy: Any, tokenizer: Any, state
     policy.save_pretrained(tmp / "policy")
     tokenizer.save_pretrained(tmp / "policy")
     torch.save(state, tmp / STATE_FILE)
+    files = {p.relative_to(tmp).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}
+             for p in sorted(tmp.rglob("*")) if p.is_file()}
+    (tmp / MANIFEST).write_text(json.dumps({"step": step, "files": files}, indent=1) + "\n")
     _fsync_tree(tmp)
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     write_atomic(root / LATEST, name)
     _prune(root, keep)
     return Checkpoint(step=step, path=final)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -105,10 +180,12 @@ def _fsync_dir(path: Path) -> None:
 
 
 class MetricsLog:
-    """metrics.jsonl: appended and flushed one row per step."""
+    """metrics.jsonl: appended and flushed one row per step; each row also goes to the `reporters`
+    (TensorBoard, W&B: `r1kit.trainers.reporting`)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, reporters: Sequence[Reporter] = ()) -> None:
         self.path = path
+        self.reporters = list(reporters)
 
     def rows(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
@@ -130,7 +207,14 @@ class MetricsLog:
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()
+        for reporter in self.reporters:
+            reporter.log(row)
 
     def extend(self, rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
             self.append(row)
+
+    def close(self) -> None:
+        for reporter in self.reporters:
+            reporter.close()
+        self.reporters = []
