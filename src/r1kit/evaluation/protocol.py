@@ -32,6 +32,7 @@ from r1kit.evaluation import analysis
 from r1kit.evaluation.benchmarks import BenchmarkError, load_benchmark
 from r1kit.evaluation.metrics import bootstrap_ci, majority_index, pass_at_k
 from r1kit.evaluation.voting import same_answer, vote_answer
+from r1kit.models.device import resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rewards.language import is_mixed
@@ -86,8 +87,12 @@ def run_eval(cfg: EvalRunConfig, *, progress: Callable[[str], None] | None = Non
     """Evaluate, resume from `out_dir/samples.jsonl`, write results; returns results.json's content."""
     names = validate(cfg)
     tasks = load_tasks(cfg, names)
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as e:
+        raise ConfigError(f"device: {e}") from None
     tokenizer = load_tokenizer(cfg.model)
-    policy = load_model(cfg.model, cfg.dtype)
+    policy = load_model(cfg.model, cfg.dtype, device)
     prompts: dict[str, list[list[int]]] = {}
     for name, examples in tasks.items():
         try:
@@ -101,7 +106,7 @@ def run_eval(cfg: EvalRunConfig, *, progress: Callable[[str], None] | None = Non
     out = Path(cfg.out_dir)
     done = _resume(out, cfg)
     generator = HFGenerator(policy, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                            batch_size=cfg.batch_size)
+                            batch_size=cfg.batch_size, dtype=cfg.dtype)
     per_batch = max(1, cfg.batch_size // cfg.k)
     with open(out / "samples.jsonl", "a", encoding="utf-8") as log:
         for name, examples in tasks.items():

@@ -12,16 +12,19 @@ from collections.abc import Sequence
 
 import torch
 
+from r1kit.models.device import autocast, model_device
 from r1kit.models.kv import output_cache, with_cache
 from r1kit.rollout.base import Generation, SamplingParams, left_pad
 
 
 class HFGenerator:
-    """Samples with the policy module itself, so there are no weights to copy after an update."""
+    """Samples with the policy module itself, so there are no weights to copy after an update. Runs on
+    the model's device; `dtype` other than float32 runs the forward passes under autocast."""
 
     def __init__(self, model: torch.nn.Module, *, eos_token_id: int | Sequence[int], pad_token_id: int,
-                 batch_size: int = 512) -> None:
+                 batch_size: int = 512, dtype: str = "float32") -> None:
         self.model = model
+        self.dtype = dtype
         eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
         self.eos_ids = torch.tensor(eos, dtype=torch.long)
         self.pad_token_id = pad_token_id
@@ -47,21 +50,22 @@ class HFGenerator:
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
         # One torch.Generator for the whole call: the same seed gives the same completions.
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         rng = torch.Generator(device=device).manual_seed(seed)
         per_batch = max(self.batch_size // num_samples, 1)  # whole groups per batch
         was_training = self.model.training
         self.model.eval()
         try:
-            parts = [self._generate_batch(prompts[i : i + per_batch], num_samples, params, rng)
-                     for i in range(0, len(prompts), per_batch)]
+            with autocast(device, self.dtype):
+                parts = [self._generate_batch(prompts[i : i + per_batch], num_samples, params, rng)
+                         for i in range(0, len(prompts), per_batch)]
         finally:
             self.model.train(was_training)
         return _concat(parts, self.pad_token_id)
 
     def _generate_batch(self, prompts: list[list[int]], num_samples: int, params: SamplingParams,
                         rng: torch.Generator) -> Generation:
-        device = next(self.model.parameters()).device
+        device = model_device(self.model)
         input_ids, prompt_mask = left_pad(prompts, self.pad_token_id)
         input_ids, prompt_mask = input_ids.to(device), prompt_mask.to(device)
         # Prefill each prompt once, then copy its KV cache to its num_samples rows.

@@ -21,6 +21,7 @@ import torch
 
 from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_batch_weight, zero_variance_share
 from r1kit.config import ZeroConfig
+from r1kit.models.device import DTYPES, autocast, model_device
 from r1kit.models.logprobs import completion_logprobs
 from r1kit.rewards import combine
 from r1kit.rewards.scoring import RewardScorer
@@ -194,15 +195,18 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 
 @torch.no_grad()
 def _logprobs_no_grad(model: torch.nn.Module, rollout: Rollout, cfg: ZeroConfig) -> torch.Tensor:
-    """[N, T] log-probs of the whole rollout, in micro-batches of whole groups."""
+    """[N, T] log-probs of the whole rollout (kept on the CPU), in micro-batches of whole groups."""
     N, T = rollout.completion_ids.shape
     G = rollout.group_size
     chunk = max((cfg.optim.micro_batch_size or N) // G, 1) * G
+    device = model_device(model)
     out = torch.zeros((N, T))
     for start in range(0, N, chunk):
         rows = torch.arange(start, min(start + chunk, N))
-        logprobs, _ = completion_logprobs(model, *rollout.rows(rows), temperature=cfg.rollout.temperature)
-        out[rows, : logprobs.shape[1]] = logprobs
+        with autocast(device, cfg.model.dtype):
+            logprobs, _ = completion_logprobs(model, *(t.to(device) for t in rollout.rows(rows)),
+                                              temperature=cfg.rollout.temperature)
+        out[rows, : logprobs.shape[1]] = logprobs.cpu()
     return out
 
 
@@ -240,18 +244,21 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
                     rollout: Rollout, rows: torch.Tensor) -> dict[str, float]:
     """One optimizer step on `rows`, accumulating gradients over micro-batches."""
     g = cfg.grpo
+    device = model_device(policy)
     full_mask = rollout.completion_mask[rows]
     micro = cfg.optim.micro_batch_size or len(rows)
     stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}
     optimizer.zero_grad(set_to_none=True)
     for part in rows.split(micro):
-        p_ids, p_mask, index, c_ids, cmask = rollout.rows(part)
+        # The rollout stays on the CPU; each micro-batch moves to the policy's device (a no-op on CPU).
+        p_ids, p_mask, index, c_ids, cmask = (t.to(device) for t in rollout.rows(part))
         T = c_ids.shape[1]
-        logprobs, entropy = completion_logprobs(policy, p_ids, p_mask, index, c_ids, cmask,
-                                                temperature=cfg.rollout.temperature, with_entropy=True)
-        old = rollout.old_logprobs[part, :T] if rollout.old_logprobs is not None else logprobs.detach()
-        ref = rollout.ref_logprobs[part, :T] if rollout.ref_logprobs is not None else None
-        out = grpo_loss(logprobs, old, ref, rollout.advantages[part], cmask,
+        with autocast(device, cfg.model.dtype):
+            logprobs, entropy = completion_logprobs(policy, p_ids, p_mask, index, c_ids, cmask,
+                                                    temperature=cfg.rollout.temperature, with_entropy=True)
+        old = rollout.old_logprobs[part, :T].to(device) if rollout.old_logprobs is not None else logprobs.detach()
+        ref = rollout.ref_logprobs[part, :T].to(device) if rollout.ref_logprobs is not None else None
+        out = grpo_loss(logprobs, old, ref, rollout.advantages[part].to(device), cmask,
                         clip_eps_low=g.clip_eps_low, clip_eps_high=g.clip_eps_high, kl_coef=g.kl_coef,
                         aggregation=g.aggregation, ratio_level=g.ratio_level,
                         max_tokens=cfg.rollout.max_new_tokens)
@@ -289,11 +296,11 @@ def make_optimizer(cfg: ZeroConfig, policy: torch.nn.Module
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def make_reference(policy: torch.nn.Module, kl_coef: float) -> torch.nn.Module | None:
-    """A frozen copy of the policy for the KL term, or None when the KL is off."""
+def make_reference(policy: torch.nn.Module, kl_coef: float, dtype: str = "float32") -> torch.nn.Module | None:
+    """A frozen copy of the policy for the KL term, stored in the compute dtype; None when the KL is off."""
     if kl_coef <= 0:
         return None
-    reference = copy.deepcopy(policy).eval()
+    reference = copy.deepcopy(policy).to(DTYPES[dtype]).eval()
     reference.requires_grad_(False)
     return reference
 
