@@ -45,7 +45,7 @@ import torch
 import yaml
 
 from r1kit.config import ZeroConfig, load_config
-from r1kit.pipeline import prepare
+from r1kit.pipeline import load_policy, prepare
 from r1kit.rewards import REWARDS
 from r1kit.rollout import HFGenerator
 from r1kit.templates import render_prompt
@@ -141,7 +141,7 @@ class R1kitRun:
     def __init__(self, cfg: ZeroConfig, log: bool) -> None:
         self.cfg, self.log = cfg, log
         self.prep = prepare(cfg)
-        self.policy, self.tokenizer = self.prep.policy, self.prep.tokenizer
+        self.policy, self.tokenizer = load_policy(cfg), self.prep.tokenizer
         self.reference = make_reference(self.policy, cfg.grpo.kl_coef)
         self.optimizer, self.scheduler = make_optimizer(cfg, self.policy)
         self.generator = HFGenerator(self.policy, eos_token_id=self.tokenizer.eos_token_id,

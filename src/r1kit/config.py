@@ -7,7 +7,13 @@ type before any work starts, so a typo stops the run with one line naming it (`C
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
+import inspect
+import itertools
+import sys
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,16 +29,24 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
+    """The policy: where it comes from, its precision and where it runs."""
+
     path: str = "embedded"
     """`embedded` (the tiny base model shipped in the package), a local HF directory, or a hub id."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    """Parameter dtype of the policy; float32 on CPU."""
+    """Compute dtype. float32: everything in float32 (the CPU default). bfloat16/float16: mixed precision,
+    the forward passes in this dtype; master weights, gradients, AdamW state and log-softmax stay float32."""
+    device: str = "auto"
+    """Where the policy, reference, sampler and evaluation run: auto (cuda when available, else cpu), cpu,
+    cuda, cuda:N."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third more time."""
 
 
 @dataclass
 class TaskConfig:
+    """The prompts: which task, through which template, how many."""
+
     name: str = "arithmetic"
     """A key of `r1kit.tasks.TASKS`: arithmetic, countdown, gsm8k, knights_knaves, humaneval."""
     template: Literal["r1_zero", "chat"] = "r1_zero"
@@ -47,6 +61,8 @@ class TaskConfig:
 
 @dataclass
 class SamplingConfig:
+    """How rollouts are sampled."""
+
     temperature: float = 1.0
     """Rollout temperature (R1-Zero: 1.0). 0 means greedy."""
     top_p: float = 1.0
@@ -81,15 +97,20 @@ class GRPOConfig:
 
 @dataclass
 class OptimConfig:
+    """AdamW and its learning-rate schedule."""
+
     lr: float = 3e-5
     """Peak learning rate of AdamW (R1-Zero: 3e-6 on large models; tiny models need more)."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     betas: tuple[float, float] = (0.9, 0.99)
+    """AdamW's beta1 and beta2 (R1: 0.9, 0.95 on large models)."""
     warmup_steps: int = 0
     """Linear warmup from 0 to lr over this many optimizer steps."""
     schedule: Literal["constant", "cosine"] = "constant"
     """After warmup: constant, or cosine decay to min_lr_ratio * lr at the last step."""
     min_lr_ratio: float = 0.1
+    """Cosine schedule: the last step's learning rate as a fraction of lr."""
     max_grad_norm: float = 1.0
     """Clip the global gradient norm; 0 disables."""
     micro_batch_size: int = 0
@@ -98,13 +119,18 @@ class OptimConfig:
 
 @dataclass
 class EvalConfig:
+    """The held-out evaluation before, during and after training (R1-SPEC section 5)."""
+
     every: int = 20
     """Evaluate on held-out prompts every this many steps (and before and after training); 0: only those."""
     samples: int = 8
     """k completions per prompt; pass@1 is their mean correctness."""
     temperature: float = 0.6
+    """Sampling temperature of the evaluation (the paper: 0.6)."""
     top_p: float = 0.95
+    """Nucleus sampling mass of the evaluation (the paper: 0.95)."""
     max_new_tokens: int = 96
+    """Completion budget of the evaluation in tokens."""
     batch_size: int = 512
     """Completions generated together."""
 
@@ -128,7 +154,7 @@ class ScoringConfig:
     """Code tasks and the `code` reward: wall-clock limit of one sandboxed run (one test case). Keep
     timeout_s >= ceil(cases / code_max_workers) * code_timeout_s when scoring in workers."""
     code_memory_mb: int = 256
-    """Address-space limit of one sandboxed run."""
+    """Memory budget of one sandboxed run, all its processes together."""
     code_max_workers: int = 2
     """Sandboxed runs at once."""
     code_partial_credit: bool = False
@@ -138,11 +164,23 @@ class ScoringConfig:
 
 
 @dataclass
+class LoggingConfig:
+    """Where metrics go besides out_dir/metrics.jsonl (TRL's `report_to`)."""
+
+    tensorboard: bool = False
+    """Write every scalar of metrics.jsonl to out_dir/tensorboard (needs `pip install tensorboard`)."""
+    wandb: str | None = None
+    """A Weights & Biases project to log to (needs `pip install wandb`); None: off."""
+
+
+@dataclass
 class ZeroConfig:
     """R1-Zero: GRPO straight from a base model with rule rewards (R1-SPEC section 1)."""
 
     out_dir: str = "runs/zero"
+    """The run directory: config, metrics, checkpoints, plots, the final model. Rerun to resume."""
     seed: int = 0
+    """Seeds every draw (prompts, samples, minibatches) together with the step."""
     steps: int = 80
     """Optimizer-step rounds: one rollout each."""
     prompts_per_step: int = 16
@@ -153,6 +191,8 @@ class ZeroConfig:
     """torch CPU threads; on a loaded machine 1 can be faster. 0 leaves torch's default."""
     save_every: int = 20
     """Checkpoint every this many steps (and at the end); resume continues from the last one."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept on disk; resume falls back to an older one when the newest is damaged."""
     rewards: dict[str, float] = field(default_factory=lambda: {"accuracy": 1.0, "format": 0.2})
     """Reward name (a key of `r1kit.rewards.REWARDS`) -> weight in the summed reward."""
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -162,6 +202,7 @@ class ZeroConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 @dataclass
@@ -176,10 +217,13 @@ class EvalRunConfig:
     k: int = 8
     """Samples per prompt (the paper: 64 for AIME, 16 elsewhere); pass@1 is their mean correctness."""
     temperature: float = 0.6
+    """Sampling temperature (the paper: 0.6)."""
     top_p: float = 0.95
+    """Nucleus sampling mass (the paper: 0.95)."""
     max_new_tokens: int = 96
     """Completion budget (the paper: 32,768); the embedded model's answers fit in 96."""
     template: Literal["r1_zero", "chat"] = "r1_zero"
+    """`r1_zero` for base models; `chat`: the tokenizer's chat template, for instruct models."""
     data_dir: str | None = None
     """A directory with <benchmark>/test.jsonl (e.g. ../shared/data); None loads from the hub."""
     limit: int | None = None
@@ -193,14 +237,21 @@ class EvalRunConfig:
     code_timeout_s: float = 10.0
     """humaneval and other code tasks: wall-clock limit of one sandboxed run."""
     code_memory_mb: int = 512
+    """Memory budget of one sandboxed run, all its processes together."""
     code_unsafe_local: bool = False
     """Run model-written code without the sandbox (no bubblewrap). Only for code you trust."""
     out_dir: str = "runs/eval"
+    """Where results.json, samples.jsonl, plots and report.html go; rerun to resume."""
     seed: int = 0
+    """Seeds the samples of every batch of prompts."""
     batch_size: int = 512
     """Completions generated together; samples.jsonl grows by batch_size // k prompts at a time."""
     threads: int = 2
-    dtype: str = "float32"
+    """torch CPU threads; 0 leaves torch's default."""
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    """Compute dtype of the model (bfloat16/float16 under autocast; log-softmax stays float32)."""
+    device: str = "auto"
+    """auto (cuda when available, else cpu), cpu, cuda, cuda:N."""
 
 
 C = TypeVar("C")
@@ -325,11 +376,53 @@ def _to_float(value: Any, name: str) -> float:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain data (tuples as lists), for config.yaml in out_dir."""
-    def plain(x: Any) -> Any:
-        if isinstance(x, tuple):
-            return [plain(v) for v in x]
-        if isinstance(x, dict):
-            return {k: plain(v) for k, v in x.items()}
-        return x
+    return dict(to_dict_value(dataclasses.asdict(cfg)))
 
-    return plain(dataclasses.asdict(cfg))
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's attribute docstring (the string literal under it), folded onto one line."""
+    return _field_docs(cls.__module__, cls.__qualname__)
+
+
+@functools.cache
+def _field_docs(module: str, qualname: str) -> dict[str, str]:
+    cls = getattr(sys.modules[module], qualname)
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+            docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def config_yaml(cfg: Any) -> str:
+    """The config as a YAML recipe, every key with its one-line doc as a comment (`--print-config`).
+    `load_config(type(cfg), path)` reads it back to an equal config."""
+    lines = [f"# {' '.join((type(cfg).__doc__ or type(cfg).__name__).split())}"]
+    _yaml_lines(cfg, 0, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_lines(cfg: Any, indent: int, lines: list[str]) -> None:
+    docs = field_docs(type(cfg))
+    pad = " " * indent
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        doc = docs.get(f.name) or " ".join((type(value).__doc__ or "").split())
+        if dataclasses.is_dataclass(value):
+            lines.append(f"{pad}{f.name}:" + (f"  # {doc}" if doc else ""))
+            _yaml_lines(value, indent + 2, lines)
+            continue
+        text = yaml.safe_dump(to_dict_value(value), default_flow_style=True, width=1 << 30).strip()
+        text = text.removesuffix("\n...").removesuffix("...").strip()  # the end marker of a bare scalar
+        lines.append(f"{pad}{f.name}: {text}" + (f"  # {doc}" if doc else ""))
+
+
+def to_dict_value(x: Any) -> Any:
+    """Plain data for YAML: tuples as lists, recursively."""
+    if isinstance(x, tuple | list):
+        return [to_dict_value(v) for v in x]
+    if isinstance(x, dict):
+        return {k: to_dict_value(v) for k, v in x.items()}
+    return x
