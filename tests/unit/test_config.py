@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 from tests.conftest import REPO
 
-from r1kit.config import ConfigError, ZeroConfig, load_config, parse_override, to_dict
+from r1kit.config import (
+    ConfigError,
+    EvalRunConfig,
+    ZeroConfig,
+    config_yaml,
+    field_docs,
+    load_config,
+    parse_override,
+    to_dict,
+)
 
 
 def test_tiny_recipe_equals_the_defaults():
@@ -73,3 +82,23 @@ def test_parse_override_keeps_strings_and_numbers():
     assert parse_override("model.path=Qwen/Qwen2.5-0.5B") == ("model.path", "Qwen/Qwen2.5-0.5B")
     assert parse_override("steps=200") == ("steps", 200)
     assert parse_override("task.path=null") == ("task.path", None)
+
+
+@pytest.mark.parametrize(("cls", "overrides"), [
+    (ZeroConfig, ["optim.betas=[0.8,0.9]", "task.path=data dir/gsm8k", "rewards={accuracy: 1, format: 0.5}",
+                  "logging.wandb=proj", "model.path=1e-5", "scoring.language=zh"]),
+    (EvalRunConfig, ["tasks=gsm8k,math500", "pass_at=[1,4]", "limit=64", "data_dir=/data/x y"]),
+])
+def test_print_config_yaml_reads_back_to_the_same_config(tmp_path, cls, overrides):
+    cfg = load_config(cls, None, overrides)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(config_yaml(cfg))
+    assert load_config(cls, path) == cfg
+
+
+def test_every_key_is_documented():
+    for cfg in (ZeroConfig(), EvalRunConfig()):
+        lines = config_yaml(cfg).splitlines()[1:]  # after the title comment: one line per key or section
+        undocumented = [line for line in lines if not line.partition("  # ")[2].strip()]
+        assert undocumented == []
+    assert field_docs(ZeroConfig)["keep_checkpoints"].startswith("Newest checkpoints kept on disk")
