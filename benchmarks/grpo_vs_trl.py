@@ -45,9 +45,9 @@ import torch
 import yaml
 
 from r1kit.config import ZeroConfig, load_config
-from r1kit.pipeline import load_policy, prepare
 from r1kit.rewards import REWARDS
 from r1kit.rollout import HFGenerator
+from r1kit.stages.grpo import load_policy, prepare
 from r1kit.templates import render_prompt
 from r1kit.trainers.grpo import make_optimizer, make_reference, prompts_for_step, train_step
 

@@ -47,16 +47,36 @@ class ModelConfig:
 class TaskConfig:
     """The prompts: which task, through which template, how many."""
 
-    name: str = "arithmetic"
-    """A key of `r1kit.tasks.TASKS`: arithmetic, countdown, gsm8k, knights_knaves, humaneval."""
-    template: Literal["r1_zero", "chat"] = "r1_zero"
-    """`r1_zero`: the paper's Table 1 template, for base models. `chat`: the tokenizer's chat template."""
+    name: str = "arithmetic_bilingual"
+    """A key of `r1kit.tasks.TASKS`: arithmetic_bilingual (additions asked in English and Chinese),
+    arithmetic, arithmetic_zh, countdown, gsm8k, knights_knaves, humaneval, or a general task."""
+    template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
+    """`r1_zero`: the paper's Table 1 template, for base models. `chat`: the tokenizer's chat template with
+    r1kit's system prompt (instruct models). `r1`: the tokenizer's own template, the question alone."""
     path: str | None = None
     """Local data directory or file for data-set tasks (e.g. ../shared/data/gsm8k); None: the default."""
     train_size: int | None = None
     """Training prompts to draw from (None: the task's default)."""
     eval_size: int = 256
     """Held-out prompts for evaluation (256 give about +-3 points)."""
+
+
+@dataclass
+class TaskMix:
+    """One task of a multi-task stage (R1's stages 2 and 4 mix reasoning and general prompts)."""
+
+    name: str = "arithmetic"
+    """A key of `r1kit.tasks.TASKS`."""
+    weight: float = 1.0
+    """Share of each step's prompts (split by largest remainder over the tasks' weights)."""
+    rewards: dict[str, float] = field(default_factory=dict)
+    """This task's rewards and weights; empty: the stage's `rewards`."""
+    path: str | None = None
+    """Local data for a data-set task (as task.path)."""
+    train_size: int | None = None
+    """Training prompts to draw from (None: the task's default)."""
+    eval_size: int | None = None
+    """Held-out prompts of this task (None: task.eval_size)."""
 
 
 @dataclass
@@ -161,6 +181,8 @@ class ScoringConfig:
     """`code` reward: the share of test cases passed instead of all-or-nothing (accuracy stays 0/1)."""
     code_unsafe_local: bool = False
     """Run model-written code without the sandbox (no bubblewrap). Only for code you trust."""
+    judge_model: str | None = None
+    """The `judge` reward's model (`r1kit judge` trains one); None: the rule judge."""
 
 
 @dataclass
@@ -197,12 +219,212 @@ class ZeroConfig:
     """Reward name (a key of `r1kit.rewards.REWARDS`) -> weight in the summed reward."""
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
+    tasks: list[TaskMix] = field(default_factory=list)
+    """Several tasks at once, each with its weight and rewards: [{name: arithmetic, weight: 1}, {name:
+    arithmetic_zh, weight: 1}]. Empty: the one task of `task`. task.template and task.eval_size apply
+    to all."""
     rollout: SamplingConfig = field(default_factory=SamplingConfig)
     grpo: GRPOConfig = field(default_factory=GRPOConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+@dataclass
+class DataSource:
+    """One source of SFT rows; `data=a.jsonl` is short for `data=[{path: a.jsonl}]`."""
+
+    path: str = ""
+    """A .jsonl / .jsonl.gz / .parquet file, or a hub data set id. Rows: {prompt, completion} or {messages}."""
+    weight: float = 1.0
+    """Times each row is used per epoch: 2 repeats every row, 0.5 keeps a seeded half."""
+    split: str = "train"
+    """The split of a hub data set."""
+
+
+def _sft_optim() -> OptimConfig:
+    return OptimConfig(lr=5e-4, betas=(0.9, 0.95), warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning: R1's cold start, rejection-sampling SFT and distillation (R1-SPEC 3-4)."""
+
+    out_dir: str = "runs/dev1"
+    """The run directory: config, metrics, checkpoints, plots, the final model. Rerun to resume."""
+    seed: int = 0
+    """Seeds the held-out split, the data order and the model's new weights (if any)."""
+    data: list[DataSource] = field(default_factory=lambda: [DataSource("runs/cold/data.jsonl")])
+    """The sources, mixed with their weights (default: what `r1kit cold-start` writes)."""
+    eval_fraction: float = 0.05
+    """Share of every source's rows held out for the eval loss (drawn by seed)."""
+    eval_max_rows: int = 512
+    """At most this many held-out rows are evaluated (the first ones of the held-out split)."""
+    epochs: int = 2
+    """Passes over the training rows (R1: 2; distillation 2-3)."""
+    batch_size: int = 32
+    """Examples per optimizer step; the loss is their token mean."""
+    max_length: int = 512
+    """Context: tokens per packed row; a prompt this long is refused, a longer completion cut."""
+    packing: bool = True
+    """Best-fit packing of several examples per row with a block-diagonal mask (off: one per row)."""
+    micro_batch_size: int = 0
+    """Rows per forward pass, gradients accumulated over them; 0: the whole batch at once."""
+    threads: int = 2
+    """torch CPU threads; 0 leaves torch's default."""
+    eval_every: int = 20
+    """Eval loss every this many steps (and at the end); 0: only at the end."""
+    save_every: int = 50
+    """Checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept on disk; resume falls back to an older one when the newest is damaged."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=_sft_optim)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+@dataclass
+class SampleConfig:
+    """Rejection sampling (R1-SPEC section 3, stage 3): k samples per prompt, the correct and readable
+    ones kept (at most `keep` distinct per prompt), written as SFT data. The keys of `r1kit eval`, plus
+    `keep`, the split and the filters' thresholds."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The model to sample (`model=DIR` is short for model.path=DIR)."""
+    tasks: str = "arithmetic"
+    """Comma-separated tasks or benchmarks, as `r1kit eval` reads them."""
+    split: Literal["train", "test"] = "train"
+    """Which split's prompts to sample (SFT data comes from training prompts)."""
+    k: int = 16
+    """Samples per prompt."""
+    keep: int = 4
+    """At most this many distinct correct, readable samples per prompt."""
+    limit: int | None = 2000
+    """Prompts per task (None: all)."""
+    template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
+    """`r1_zero` for base models; `r1`: the tokenizer's own R1 chat template (the embedded models after
+    their first SFT); `chat`: the tokenizer's chat template with r1kit's system prompt."""
+    temperature: float = 0.7
+    """Sampling temperature (R1's stage 4 samples at 0.7)."""
+    top_p: float = 0.95
+    max_new_tokens: int = 160
+    """Completion budget; a completion cut here is dropped as runaway length."""
+    data_dir: str | None = None
+    """A directory with <benchmark>/test.jsonl (e.g. ../shared/data) for data-set tasks."""
+    judge: str | None = None
+    """A judge model directory for the tasks in `judge_tasks` (the generative reward model: it is given
+    the question, the gold answer and the response); None: rule verifiers only."""
+    judge_tasks: str = ""
+    """Comma-separated tasks whose samples the judge decides instead of their rule verifier."""
+    min_consistency: float = 0.95
+    """Readability: the least share of chain-of-thought words in the prompt's language."""
+    max_paragraph_chars: int = 600
+    """Readability: the longest paragraph of a chain of thought."""
+    no_cot_tasks: str = "chitchat,self_cognition"
+    """Simple prompts whose kept answers lose their chain of thought (R1: "hello" gets no CoT)."""
+    out_dir: str = "runs/sample"
+    """Where data.jsonl, report.json and plots go; rerun with the same settings to resume."""
+    seed: int = 0
+    """Seeds the training prompts drawn and the samples of every batch."""
+    batch_size: int = 512
+    """Completions generated together."""
+    threads: int = 2
+    """torch CPU threads; 0 leaves torch's default."""
+
+
+@dataclass
+class ColdStartConfig:
+    """R1's stage-1 data set in miniature (R1-SPEC section 3): correct R1-Zero samples rewritten into the
+    readable `<think>reasoning</think> summary` form, and solver-written long chains of thought with
+    reflection and verification, in English and Chinese."""
+
+    out_dir: str = "runs/cold"
+    """Where data.jsonl, report.json and plots go."""
+    seed: int = 0
+    """Seeds the prompts drawn, the samples and the solver's choices."""
+    tasks: str = "arithmetic,arithmetic_zh,countdown"
+    """Comma-separated reasoning tasks (train splits)."""
+    solver_examples: int = 2400
+    """Solver-written examples, split evenly over the tasks."""
+    zero_model: str | None = None
+    """An R1-Zero model (e.g. runs/zero/model) whose correct, readable samples are rewritten; None: none."""
+    zero_k: int = 4
+    """Samples per prompt from zero_model."""
+    zero_limit: int = 300
+    """Prompts per task sampled from zero_model."""
+    zero_keep: int = 1
+    """Rewritten samples kept per prompt."""
+    rewriter: str = "rule"
+    """`rule` (the synthetic tasks' annotator) or a model directory (ModelRewriter, for real models)."""
+    max_new_tokens: int = 160
+    """Budget of the R1-Zero samples."""
+    batch_size: int = 512
+    threads: int = 2
+
+
+@dataclass
+class DistillConfig:
+    """Distillation (R1-SPEC section 4): sample the teacher (`r1kit sample`), fine-tune the student on the
+    kept traces (`r1kit sft`), and compare the student's held-out pass@1 before and after."""
+
+    teacher: str = "embedded"
+    """The teacher: a model directory (e.g. runs/dev1/model with teacher_template=r1), or `embedded`."""
+    student: str = "embedded-student"
+    """The student: `embedded-student` (the shipped small base), a directory or a hub id."""
+    out_dir: str = "runs/distill"
+    """Holds sample/ (the teacher's data), sft/ (the student's run) and summary.json."""
+    tasks: str = "arithmetic,arithmetic_zh"
+    """Tasks sampled from the teacher and evaluated on the student."""
+    teacher_template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
+    """How the teacher is prompted: r1_zero for a base or R1-Zero model, r1 for one fine-tuned on chat."""
+    k: int = 8
+    keep: int = 2
+    limit: int = 1000
+    """Training prompts per task sampled from the teacher."""
+    temperature: float = 0.7
+    max_new_tokens: int = 200
+    epochs: int = 3
+    """SFT passes (R1's distillation: 2-3)."""
+    batch_size: int = 32
+    lr: float = 1e-3
+    """Peak learning rate, cosine to 1/10 (R1-SPEC section 4)."""
+    max_length: int = 512
+    eval_size: int = 256
+    """Held-out prompts per task for the before/after pass@1."""
+    eval_samples: int = 8
+    seed: int = 0
+    threads: int = 2
+
+
+@dataclass
+class JudgeConfig:
+    """Train a small generative judge (R1-SPEC section 3's generative reward model, in miniature): sample
+    a model on tasks with golds, label each (question, gold, answer) by the rule verifier, fine-tune a
+    base on those judgements with `r1kit sft`, and measure its agreement with the rule on held-out pairs."""
+
+    out_dir: str = "runs/judge"
+    """Holds pairs.jsonl, heldout.jsonl, sft/ (the judge's run; sft/model is the judge) and summary.json."""
+    model: str = "embedded"
+    """The base the judge is fine-tuned from."""
+    source_model: str = "embedded"
+    """The model whose samples are judged (its answers, right and wrong)."""
+    tasks: str = "arithmetic,arithmetic_zh,factual_qa,translation"
+    """Tasks with golds to draw the pairs from (training prompts; held-out prompts for agreement)."""
+    k: int = 4
+    """Samples per prompt."""
+    limit: int = 600
+    """Training prompts per task."""
+    heldout: int = 150
+    """Held-out (test) prompts per task for the agreement."""
+    template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
+    """How the source model is prompted."""
+    max_new_tokens: int = 160
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    threads: int = 2
 
 
 @dataclass
@@ -222,8 +444,9 @@ class EvalRunConfig:
     """Nucleus sampling mass (the paper: 0.95)."""
     max_new_tokens: int = 96
     """Completion budget (the paper: 32,768); the embedded model's answers fit in 96."""
-    template: Literal["r1_zero", "chat"] = "r1_zero"
-    """`r1_zero` for base models; `chat`: the tokenizer's chat template, for instruct models."""
+    template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
+    """`r1_zero` for base models; `chat`: the tokenizer's chat template with r1kit's system prompt, for
+    instruct models; `r1`: the tokenizer's own template (the embedded models after SFT)."""
     data_dir: str | None = None
     """A directory with <benchmark>/test.jsonl (e.g. ../shared/data); None loads from the hub."""
     limit: int | None = None
@@ -301,7 +524,9 @@ def _set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
-def _build(cls: type[C], raw: dict[str, Any], prefix: str) -> C:
+def _build(cls: type[C], raw: dict[str, Any], prefix: str, base: Any = None) -> C:
+    """`cls` from `raw`; unset fields keep `base`'s values (a section's defaults in its parent stage,
+    e.g. SFT's cosine schedule), else the class defaults."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
@@ -310,18 +535,23 @@ def _build(cls: type[C], raw: dict[str, Any], prefix: str) -> C:
         if key not in fields:
             known = ", ".join(f"{prefix}{k}" for k in fields)
             raise ConfigError(f"unknown config key {name!r} (known: {known})")
-        kwargs[key] = _coerce(value, hints[key], name)
-    return cls(**kwargs)
+        factory = fields[key].default_factory
+        section = factory() if dataclasses.is_dataclass(hints[key]) and factory is not dataclasses.MISSING else None
+        kwargs[key] = _coerce(value, hints[key], name, section)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
-def _coerce(value: Any, tp: Any, name: str) -> Any:
-    """Check `value` against the annotation `tp`, converting only where the meaning is unambiguous."""
+def _coerce(value: Any, tp: Any, name: str, section: Any = None) -> Any:
+    """Check `value` against the annotation `tp`, converting only where the meaning is unambiguous;
+    `section` holds the defaults of a dataclass-typed value."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and dataclasses.fields(tp)[0].name == "path":
+            value = {"path": value}  # a bare path stands for a section with only its path set
         if not isinstance(value, dict):
             raise ConfigError(f"config key {name!r} is a section; set its fields, e.g. {name}.<field>=...")
-        return _build(tp, value, prefix=f"{name}.")  # type: ignore[arg-type]
+        return _build(tp, value, prefix=f"{name}.", base=section)  # type: ignore[arg-type]
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -352,6 +582,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
         return tuple(_coerce(v, a, f"{name}[{i}]") for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if origin is list:
         items = value if isinstance(value, list) else [value]  # pass_at=8 means [8]
+        if isinstance(value, str) and dataclasses.is_dataclass(args[0]):
+            items = [v.strip() for v in value.split(",") if v.strip()]  # data=a.jsonl,b.jsonl
         return [_coerce(v, args[0], f"{name}[{i}]") for i, v in enumerate(items)]
     if origin is dict:
         if not isinstance(value, dict):
@@ -420,7 +652,9 @@ def _yaml_lines(cfg: Any, indent: int, lines: list[str]) -> None:
 
 
 def to_dict_value(x: Any) -> Any:
-    """Plain data for YAML: tuples as lists, recursively."""
+    """Plain data for YAML: tuples as lists, dataclasses as mappings, recursively."""
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return to_dict_value(dataclasses.asdict(x))
     if isinstance(x, tuple | list):
         return [to_dict_value(v) for v in x]
     if isinstance(x, dict):

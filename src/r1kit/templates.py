@@ -1,4 +1,6 @@
-"""Prompt templates: the R1-Zero template verbatim (R1-SPEC section 1, the paper's Table 1) and chat.
+"""Prompt templates: the R1-Zero template verbatim (R1-SPEC section 1, the paper's Table 1) and chat:
+`chat` adds a system message asking for the tags (instruct models), `r1` is the tokenizer's own chat
+template with the question as the only turn (the embedded models' R1-style template, from stage 1 on).
 
 The R1-Zero template constrains structure only, never content, so that what RL does can be observed.
 Instruct models get their own chat template with a system message that asks for the same structure.
@@ -23,8 +25,8 @@ CHAT_SYSTEM_PROMPT = (
     "</think> <answer> answer here </answer>."
 )
 
-TemplateName = Literal["r1_zero", "chat"]
-TEMPLATES: tuple[TemplateName, ...] = ("r1_zero", "chat")
+TemplateName = Literal["r1_zero", "chat", "r1"]
+TEMPLATES: tuple[TemplateName, ...] = ("r1_zero", "chat", "r1")
 
 
 def render_prompt(question: str, template: TemplateName, tokenizer: Any = None) -> str:
@@ -44,4 +46,10 @@ def render_prompt(question: str, template: TemplateName, tokenizer: Any = None) 
         ]
         text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return str(text)
+    if template == "r1":
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError("template 'r1' needs a tokenizer with a chat template; use template=r1_zero")
+        # The model's own template, no system message: its SFT taught it the <think>/summary format.
+        return str(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                                 add_generation_prompt=True))
     raise ValueError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")

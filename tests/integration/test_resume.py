@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from r1kit.pipeline import TIMING_KEYS
+from r1kit.stages.grpo import TIMING_KEYS
 
 ARGS = ["steps=6", "prompts_per_step=4", "group_size=4", "task.eval_size=8", "eval.samples=2", "eval.every=3",
         "save_every=1", "threads=1", "optim.lr=1e-3", "grpo.num_minibatches=2", "grpo.kl_coef=0.05",

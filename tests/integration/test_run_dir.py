@@ -17,7 +17,7 @@ import pytest
 
 from r1kit.cli import main
 from r1kit.config import ZeroConfig, load_config
-from r1kit.pipeline import TIMING_KEYS
+from r1kit.stages.grpo import TIMING_KEYS
 
 SMALL = ["prompts_per_step=4", "group_size=4", "eval.every=0", "task.eval_size=8", "eval.samples=2", "threads=1",
          "--quiet"]

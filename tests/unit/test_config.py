@@ -53,7 +53,7 @@ def test_config_round_trips_through_plain_data():
         (["steps=2.5"], "'steps' expects an integer"),
         (["optim.lr=fast"], "'optim.lr' expects a number, got 'fast'"),
         (["grpo.aggregation=mean"], "'grpo.aggregation' must be one of grpo, dapo, dr_grpo"),
-        (["model=foo"], "'model' is a section"),
+        (["optim=foo"], "'optim' is a section"),
         (["model.gradient_checkpointing=maybe"], "expects true or false"),
         (["steps.x=1"], "'steps' expects an integer"),
     ],

@@ -12,8 +12,8 @@ from r1kit.config import ZeroConfig, load_config
 from r1kit.models.device import autocast, resolve_device
 from r1kit.models.loading import load_tokenizer
 from r1kit.models.logprobs import completion_logprobs
-from r1kit.pipeline import load_policy
 from r1kit.rollout import HFGenerator, SamplingParams, left_pad
+from r1kit.stages.grpo import load_policy
 from r1kit.trainers.grpo import make_optimizer, make_reference, train_step
 from r1kit.types import Example
 

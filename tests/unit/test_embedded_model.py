@@ -29,13 +29,30 @@ def model():
     return AutoModelForCausalLM.from_pretrained(EMBEDDED_MODEL_DIR).eval()
 
 
-def test_files_are_a_small_qwen2_directory(model):
+def test_files_are_a_small_qwen2_directory_and_a_quarter_sized_student(model):
+    from r1kit.models.embedded import EMBEDDED_STUDENT_DIR
+
     assert (EMBEDDED_MODEL_DIR / "config.json").is_file()
     weights = EMBEDDED_MODEL_DIR / "model.safetensors"
     assert weights.stat().st_size < 8 * 2**20  # a few MB, fine to ship in the wheel
     assert model.config.model_type == "qwen2"
     assert model.config.tie_word_embeddings
-    assert 0.5e6 < sum(p.numel() for p in model.parameters()) < 3e6
+    teacher = sum(p.numel() for p in model.parameters())
+    assert 0.5e6 < teacher < 3e6
+    student = AutoModelForCausalLM.from_pretrained(EMBEDDED_STUDENT_DIR)
+    assert 0.2 < sum(p.numel() for p in student.parameters()) / teacher < 0.35
+    same_tokenizer = (EMBEDDED_STUDENT_DIR / "tokenizer.json").read_bytes()
+    assert same_tokenizer == (EMBEDDED_MODEL_DIR / "tokenizer.json").read_bytes()
+
+
+def test_the_chat_template_is_r1s(tokenizer):
+    turns = [{"role": "user", "content": "你好"}, {"role": "assistant", "content": "<think>问候</think> 你好！"}]
+    text = tokenizer.apply_chat_template(turns, tokenize=False)
+    assert text == "<|user|>你好<|assistant|><think>问候</think> 你好！<|endoftext|>"
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False,
+                                           add_generation_prompt=True)
+    assert prompt == "<|user|>hi<|assistant|>"
+    assert {"<|user|>", "<|assistant|>"} <= set(tokenizer.all_special_tokens)
 
 
 def test_tags_are_plain_added_tokens_that_survive_skip_special_tokens(tokenizer):
@@ -97,25 +114,33 @@ def test_greedy_completion_is_well_formed(model, tokenizer, one_thread):
 
 
 def test_corpus_comes_from_train_problems_only():
-    from r1kit.models.embedded import CorpusNoise, make_corpus
+    from r1kit.models.corpus import CorpusMix, make_corpus
 
-    test_prompts = {render_prompt(e.prompt, "r1_zero") for t in ("arithmetic", "countdown")
+    docs = make_corpus(seed=0, num_docs=3000, mix=CorpusMix())
+    assert len(docs) == 3000
+    test_prompts = {render_prompt(e.prompt, "r1_zero") for t in ("arithmetic", "arithmetic_zh", "countdown")
                     for e in load_task(t, "test")}
-    docs = make_corpus(seed=0, num_docs=500, noise=CorpusNoise())
-    assert len(docs) == 500
-    assert not test_prompts & {prompt for prompt, _ in docs}
-    assert any(p.endswith("each number once. Assistant:") for p, _ in docs)  # countdown is in the mix
-    assert any("+" in p.split("User: ")[-1] for p, _ in docs)
+    assert not test_prompts & {d.prompt for d in docs}
+    plain = "\n".join(d.text for d in docs if not d.prompt)
+    for task in ("factual_qa", "writing"):
+        held_out = [e.prompt for e in load_task(task, "test")]
+        assert not [q for q in held_out if q in plain], task  # the facts are there, the test questions not
+    assert any("等于多少" in d.prompt for d in docs) and any(d.prompt.endswith("each number once. Assistant:")
+                                                         for d in docs)
+    assert any("wait, let me check the carries" in d.text for d in docs)
+    assert any("等等，让我检查进位" in d.text for d in docs)
 
 
 def test_rebuild_is_deterministic_at_small_scale(tmp_path, one_thread):
     # Same seed and thread count -> byte-identical weights and tokenizer (a few steps stand in for
     # the full build, which runs the same code for a few minutes).
-    from r1kit.models.embedded import CorpusNoise, PretrainConfig, build
+    from r1kit.models.corpus import CorpusMix
+    from r1kit.models.embedded import PretrainConfig, build
 
-    cfg = PretrainConfig(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64, num_docs=64, batch_size=8,
+    cfg = PretrainConfig(hidden_size=32, num_layers=1, num_heads=2, ffn_size=64, num_docs=96, batch_size=8,
                          warmup_steps=2, bucket=2)
     for name in ("a", "b"):
-        build(tmp_path / name, seed=3, cfg=cfg, noise=CorpusNoise())
-    for file in ("model.safetensors", "tokenizer.json", "config.json"):
-        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+        build(tmp_path / name, seed=3, cfg=cfg, mix=CorpusMix(), student=cfg)
+    for model in ("embedded", "embedded-student"):
+        for file in ("model.safetensors", "tokenizer.json", "config.json"):
+            assert (tmp_path / "a" / model / file).read_bytes() == (tmp_path / "b" / model / file).read_bytes(), file

@@ -12,13 +12,13 @@ SRC = Path(r1kit.__file__).parent
 
 # Lower number = lower layer. A module may import its own layer or lower ones.
 LAYERS = {
-    "types": 0, "config": 0, "templates": 0, "hub": 0,
+    "types": 0, "config": 0, "templates": 0, "hub": 0, "world": 0,
     "algorithms": 1,
     "rewards": 2, "sandbox": 2,
     "tasks": 3,
     "models": 4, "rollout": 4,
-    "trainers": 5, "sampling": 5, "evaluation": 5,
-    "pipeline": 6, "cli": 7,
+    "trainers": 5, "sampling": 5, "evaluation": 5, "judges": 5,
+    "stages": 6, "pipeline": 7, "cli": 8,
 }
 
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from r1kit.config import ConfigError, ZeroConfig, load_config
-from r1kit.pipeline import steps_derived
+from r1kit.stages.grpo import steps_derived
 from r1kit.trainers.record import INVOCATIONS, check_resume, fingerprint, record_invocation
 
 

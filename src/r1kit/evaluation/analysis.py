@@ -18,8 +18,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 REFLECTIVE_WORDS = ("wait", "mistake", "however", "but", "retry", "error", "verify", "wrong", "evaluate",
-                    "check", "recheck", "re-check", "reconsider", "alternatively", "hmm", "actually")
-"""The words the paper tracks in its reflection analysis (plus the obvious inflection-free kin)."""
+                    "check", "recheck", "re-check", "reconsider", "alternatively", "hmm", "actually",
+                    "等等", "检查", "验证", "错误", "不对", "但是")
+"""The words the paper tracks in its reflection analysis (plus the obvious inflection-free kin), and
+their Chinese counterparts (wait, check, verify, mistake, wrong, but), counted as substrings."""
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
@@ -31,7 +33,11 @@ def reflective_counts(text: str, words: Sequence[str] = REFLECTIVE_WORDS) -> Cou
     [('check', 1), ('wait', 2), ('wrong', 1)]
     """
     wanted = set(words)
-    return Counter(w for w in _WORD.findall(text.lower()) if w in wanted)
+    counts = Counter(w for w in _WORD.findall(text.lower()) if w in wanted)
+    for word in wanted:
+        if not word.isascii():  # no spaces between Chinese words: count occurrences
+            counts[word] += text.count(word)
+    return +counts
 
 
 def reflection_stats(completions: Sequence[str], words: Sequence[str] = REFLECTIVE_WORDS) -> dict[str, Any]:

@@ -63,3 +63,46 @@ def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") 
         plt.close(fig)
         paths.append(out_dir / filename)
     return paths
+
+
+def plot_lines(rows: Sequence[dict[str, Any]], series: dict[str, str], path: Path, *, title: str = "",
+               ylabel: str = "") -> Path | None:
+    """One PNG with a line per metric key in `series` (key -> label) over `step`; None when none is logged."""
+    lines = {key: [(r["step"], r[key]) for r in rows if key in r] for key in series}
+    if not any(lines.values()):
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    for key, points in lines.items():
+        if points:
+            ax.plot([s for s, _ in points], [v for _, v in points], "o-" if len(points) < 30 else "-",
+                    label=series[key], markersize=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_bars(groups: dict[str, dict[str, float]], path: Path, *, title: str = "", ylabel: str = "") -> Path:
+    """Grouped bars: for each group (x), one bar per key of its mapping (e.g. task -> reason -> count)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(k for values in groups.values() for k in values))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(groups) * max(len(keys), 1) / 3), 3.8), dpi=110)
+    width = 0.8 / max(len(keys), 1)
+    for j, key in enumerate(keys):
+        xs = [i + j * width for i in range(len(groups))]
+        ax.bar(xs, [values.get(key, 0) for values in groups.values()], width, label=key)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], list(groups), fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -37,6 +37,7 @@ from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rewards.language import is_mixed
 from r1kit.rollout import HFGenerator, SamplingParams
+from r1kit.sampling.readability import readability_issues
 from r1kit.templates import render_prompt
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.types import Example
@@ -194,11 +195,18 @@ def _sample(cfg: EvalRunConfig, name: str, batch: int, generator: HFGenerator, t
                "verifier": example.verifier, "info": dict(example.info), "completions": completions,
                "extracted": [vote_answer(c, example.verifier) for c in completions],
                "correct": [int(s > 0) for s in scored.per_reward["accuracy"][span]],
-               "format": [int(s > 0) for s in scored.per_reward["format"][span]], "tokens": tokens[span]}
+               "format": [int(s > 0) for s in scored.per_reward["format"][span]],
+               "readable": [int(not readability_issues(c, language=_language(example))) for c in completions],
+               "tokens": tokens[span]}
         if greedy is not None:
             row["greedy"] = greedy[p]
         rows.append(row)
     return rows
+
+
+def _language(example: Example) -> str | None:
+    language = example.info.get("language")
+    return language if isinstance(language, str) else None
 
 
 def prompt_scores(row: Mapping[str, Any], ks: Sequence[int]) -> dict[str, Any]:
@@ -224,6 +232,7 @@ def score(rows_by_task: Mapping[str, Sequence[Mapping[str, Any]]], cfg: EvalRunC
             "cons@k": sum(cons) / len(rows),
             "pass@k": {str(kk): sum(s["pass@k"][kk] for s in scores) / len(rows) for kk in ks},
             "format_rate": sum(sum(r["format"]) for r in rows) / sum(len(r["format"]) for r in rows),
+            "readable_rate": sum(sum(r.get("readable", [])) for r in rows) / sum(len(r["format"]) for r in rows),
             "mean_response_tokens": sum(sum(r["tokens"]) for r in rows) / sum(len(r["tokens"]) for r in rows),
             "n_prompts": len(rows), "k": cfg.k,
         }

@@ -14,6 +14,7 @@ from r1kit.rewards.choice import verify_choice
 from r1kit.rewards.code import code_reward
 from r1kit.rewards.countdown import verify_countdown
 from r1kit.rewards.extract import extract_answer, verify_integer
+from r1kit.rewards.general import GENERAL_VERIFIERS
 from r1kit.rewards.language import language_consistency_reward
 from r1kit.rewards.logic import verify_knights_knaves
 from r1kit.rewards.math import grade, grade_many
@@ -64,16 +65,20 @@ VERIFIERS: dict[str, Verifier] = {
     "choice": verify_choice,
     "knights_knaves": verify_knights_knaves,
     "code": verify_code,
+    **GENERAL_VERIFIERS,
 }
 # Verifiers that find the answer in a whole completion themselves (\boxed{}, "the answer is (C)", a
 # fenced code block): they get the completion when it has no <answer> tags, e.g. from a chat template.
 WHOLE_TEXT_VERIFIERS = {"math", "choice", "code"}
+# The gold rules of general prompts always judge the whole response (its summary, or all of it for
+# harmlessness), whatever tags it holds (`r1kit.rewards.general`).
+ALWAYS_WHOLE_TEXT = frozenset(GENERAL_VERIFIERS)
 
 RewardFn = Callable[..., list[float]]
 
 REWARDS: dict[str, RewardFn] = {
     "accuracy": make_accuracy_reward(VERIFIERS, WHOLE_TEXT_VERIFIERS,
-                                     {"math": verify_math_batch, "code": verify_code_batch}),
+                                     {"math": verify_math_batch, "code": verify_code_batch}, ALWAYS_WHOLE_TEXT),
     "format": format_reward,
     "readable_format": readable_format_reward,
     "overlong": overlong_reward,

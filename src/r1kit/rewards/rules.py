@@ -36,11 +36,13 @@ BatchVerifier = Callable[..., list[bool]]
 
 
 def make_accuracy_reward(verifiers: Mapping[str, Verifier], whole_text: Collection[str] = (),
-                         batch: Mapping[str, BatchVerifier] | None = None) -> Callable[..., list[float]]:
+                         batch: Mapping[str, BatchVerifier] | None = None,
+                         always_whole: Collection[str] = ()) -> Callable[..., list[float]]:
     """The accuracy reward over a verifier registry: 1.0 when the last `<answer>` verifies.
 
-    Verifiers named in `whole_text` get the whole completion when it has no answer tags. Those with a
-    `batch` form (math: isolated workers, one per core) judge all their samples of the call at once.
+    Verifiers named in `whole_text` get the whole completion when it has no answer tags, those in
+    `always_whole` get it always. Those with a `batch` form (math: isolated workers, one per core) judge
+    all their samples of the call at once.
     """
     batch = batch or {}
 
@@ -56,7 +58,7 @@ def make_accuracy_reward(verifiers: Mapping[str, Verifier], whole_text: Collecti
         scores = [0.0] * len(completions)
         batched: dict[str, list[int]] = {}
         for i, (completion, ref, name, extra) in enumerate(zip(completions, answer, verifier, info, strict=True)):
-            pred = extract_answer(completion)
+            pred = completion if name in always_whole else extract_answer(completion)
             if pred is None and name in whole_text:
                 pred = completion
             if pred is None:

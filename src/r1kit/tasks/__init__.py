@@ -10,16 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from r1kit.tasks import arithmetic, countdown, gsm8k, humaneval, knights_knaves
+from r1kit.tasks.general import GENERAL_TASKS
 from r1kit.types import Example
 
 Loader = Callable[..., list[Example]]
 
 TASKS: dict[str, Loader] = {
     arithmetic.NAME: arithmetic.load,
+    arithmetic.NAME_ZH: arithmetic.load_zh,
+    arithmetic.NAME_BILINGUAL: arithmetic.load_bilingual,
     countdown.NAME: countdown.load,
     gsm8k.NAME: gsm8k.load,
     knights_knaves.NAME: knights_knaves.load_knights_knaves,
     humaneval.NAME: humaneval.load,
+    **GENERAL_TASKS,
 }
 
 DATASET_TASKS = {gsm8k.NAME, knights_knaves.NAME, humaneval.NAME}

@@ -1,7 +1,8 @@
-"""Arithmetic: 3-digit + 3-digit addition, the default task of `r1kit zero`.
+"""Arithmetic: 3-digit + 3-digit addition, the default task of `r1kit zero`, in English and Chinese.
 
-The question is the bare sum ("347+285"); the reference is the integer ("632"), judged by the
-"integer" verifier. Problems are procedural and seeded:
+The question is the bare sum ("347+285"), or in Chinese "347加285等于多少？" (`arithmetic_zh`, the same
+problems); the reference is the integer ("632"), judged by the "integer" verifier. Problems are
+procedural and seeded:
 
 - the test split is a fixed pool of `TEST_POOL_SIZE` problems drawn from a constant seed (independent of
   `seed`); `n` takes the first n of the pool;
@@ -19,6 +20,7 @@ import random
 from r1kit.types import Example
 
 NAME = "arithmetic"
+NAME_ZH = "arithmetic_zh"
 VERIFIER = "integer"
 TEST_POOL_SIZE = 1000
 DEFAULT_TRAIN_SIZE = 20_000
@@ -53,16 +55,20 @@ def _test_pairs() -> list[Pair]:
     return _draw(random.Random(_TEST_SEED), TEST_POOL_SIZE, exclude=set())
 
 
-def make_example(a: int, b: int) -> Example:
-    """The record for the question "a+b".
+def make_example(a: int, b: int, language: str = "en") -> Example:
+    """The record for the question "a+b" (English) or "a加b等于多少？" (Chinese).
 
-    >>> make_example(347, 285).prompt, make_example(347, 285).answer
-    ('347+285', '632')
+    >>> make_example(347, 285).prompt, make_example(347, 285).answer, make_example(347, 285, "zh").prompt
+    ('347+285', '632', '347加285等于多少？')
     """
-    return Example(prompt=f"{a}+{b}", answer=str(a + b), task=NAME, verifier=VERIFIER, info={"a": a, "b": b})
+    if language == "zh":
+        return Example(prompt=f"{a}加{b}等于多少？", answer=str(a + b), task=NAME_ZH, verifier=VERIFIER,
+                       info={"a": a, "b": b, "language": "zh"})
+    return Example(prompt=f"{a}+{b}", answer=str(a + b), task=NAME, verifier=VERIFIER,
+                   info={"a": a, "b": b, "language": "en"})
 
 
-def load(split: str, *, n: int | None = None, seed: int = 0) -> list[Example]:
+def load(split: str, *, n: int | None = None, seed: int = 0, language: str = "en") -> list[Example]:
     """Problems of one split: "test" (fixed pool, `seed` ignored) or "train" (drawn from `seed`).
 
     >>> [e.prompt for e in load("test", n=2)] == [e.prompt for e in load("test", n=2, seed=7)]
@@ -72,12 +78,32 @@ def load(split: str, *, n: int | None = None, seed: int = 0) -> list[Example]:
         size = TEST_POOL_SIZE if n is None else n
         if not 0 <= size <= TEST_POOL_SIZE:
             raise ValueError(f"{NAME}: the test pool holds {TEST_POOL_SIZE} problems; got n={n}")
-        return [make_example(a, b) for a, b in _test_pairs()[:size]]
+        return [make_example(a, b, language) for a, b in _test_pairs()[:size]]
     if split == "train":
         size = DEFAULT_TRAIN_SIZE if n is None else n
         room = _NUM_PROBLEMS - TEST_POOL_SIZE
         if not 0 <= size <= room // 2:  # half the space, so rejection sampling stays fast
             raise ValueError(f"{NAME}: train n must be between 0 and {room // 2}; got n={n}")
         test = {_key(a, b) for a, b in _test_pairs()}
-        return [make_example(a, b) for a, b in _draw(random.Random(seed), size, exclude=test)]
+        return [make_example(a, b, language) for a, b in _draw(random.Random(seed), size, exclude=test)]
     raise ValueError(f"{NAME}: unknown split {split!r}; choose 'train' or 'test'")
+
+
+def load_zh(split: str, *, n: int | None = None, seed: int = 0) -> list[Example]:
+    """`arithmetic_zh`: the same problems as `arithmetic` (same seeds, same test pool), asked in Chinese."""
+    return load(split, n=n, seed=seed, language="zh")
+
+
+NAME_BILINGUAL = "arithmetic_bilingual"
+
+
+def load_bilingual(split: str, *, n: int | None = None, seed: int = 0) -> list[Example]:
+    """`arithmetic_bilingual`, the default task of `r1kit zero`: the problems of `arithmetic`, asked in
+    English and Chinese alternately (even positions English). The examples keep the task name of their
+    language (`arithmetic`, `arithmetic_zh`), so evaluations report each language too.
+
+    >>> [e.task for e in load_bilingual("test", n=3)]
+    ['arithmetic', 'arithmetic_zh', 'arithmetic']
+    """
+    english, chinese = load(split, n=n, seed=seed), load(split, n=n, seed=seed, language="zh")
+    return [(english if i % 2 == 0 else chinese)[i] for i in range(len(english))]

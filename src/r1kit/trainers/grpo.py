@@ -23,9 +23,9 @@ from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_bat
 from r1kit.config import ZeroConfig
 from r1kit.models.device import DTYPES, autocast, model_device
 from r1kit.models.logprobs import completion_logprobs
-from r1kit.rewards import combine
 from r1kit.rewards.scoring import RewardScorer
 from r1kit.rollout import Generation, Generator, SamplingParams, left_pad
+from r1kit.trainers.optim import adamw
 from r1kit.types import Example
 
 
@@ -85,6 +85,35 @@ def prompts_for_step(n_examples: int, step: int, batch: int, seed: int) -> list[
     return out
 
 
+def shares(total: int, weights: Sequence[float]) -> list[int]:
+    """`total` split in proportion to `weights` (largest remainder; ties to the earlier one).
+
+    >>> shares(16, [1, 1]), shares(16, [3, 1, 1]), shares(5, [1])
+    ([8, 8], [10, 3, 3], [5])
+    """
+    mass = sum(weights)
+    if mass <= 0 or any(w < 0 for w in weights):
+        raise ValueError(f"weights must be >= 0 with a positive sum, got {list(weights)}")
+    quotas = [total * w / mass for w in weights]
+    counts = [math.floor(q) for q in quotas]
+    for i in sorted(range(len(weights)), key=lambda i: (counts[i] - quotas[i], i))[: total - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+def mixed_prompts_for_step(sizes: Sequence[int], weights: Sequence[float], step: int, batch: int,
+                           seed: int) -> list[int]:
+    """The B prompts of `step` for several tasks, as indices into the concatenation of their train
+    examples: each task's share of B by weight, drawn as `prompts_for_step` draws (with its own seed
+    stream; the first task's is the single-task one)."""
+    out, offset = [], 0
+    for t, (n, count) in enumerate(zip(sizes, shares(batch, weights), strict=True)):
+        if count:
+            out += [offset + i for i in prompts_for_step(n, step, count, seed + t * 7_919)]
+        offset += n
+    return out
+
+
 def collect_rollout(
     cfg: ZeroConfig,
     step: int,
@@ -121,9 +150,11 @@ def collect_rollout(
         if own_scorer:
             scorer.close()
     gen = _concat(parts, tokenizer.pad_token_id)
-    scored = combine({k: [x for res in results for x in res.per_reward[k]] for k in cfg.rewards}, cfg.rewards,
-                     timeouts=sum(res.timeouts for res in results), errors=sum(res.errors for res in results))
-    rewards = torch.tensor(scored.total, dtype=torch.float32).view(B, G)
+    names = list(dict.fromkeys(k for res in results for k in res.per_reward))
+    per_reward = {k: [x for res in results for x in res.per_reward.get(k, [math.nan] * len(res.total))]
+                  for k in names}
+    total = [x for res in results for x in res.total]
+    rewards = torch.tensor(total, dtype=torch.float32).view(B, G)
     advantages = group_advantages(rewards, scale_by_std=cfg.grpo.scale_by_std).view(-1)
 
     p_ids, p_mask = left_pad(prompt_ids, tokenizer.pad_token_id)
@@ -138,10 +169,9 @@ def collect_rollout(
     metrics = {
         "reward/mean": rewards.mean().item(),
         "reward/std": rewards.std().item() if rewards.numel() > 1 else 0.0,
-        **{f"reward/{k}/{stat}": value for k, v in scored.per_reward.items()
-           for stat, value in _mean_std(v).items()},
-        "reward/timeouts": float(scored.timeouts),
-        "reward/errors": float(scored.errors),
+        **{f"reward/{k}/{stat}": value for k, v in per_reward.items() for stat, value in _mean_std(v).items()},
+        "reward/timeouts": float(sum(res.timeouts for res in results)),
+        "reward/errors": float(sum(res.errors for res in results)),
         "response_length/mean": lengths.mean().item(),
         "response_length/max": lengths.max().item(),
         "truncated_rate": (~gen.finished).float().mean().item(),
@@ -149,8 +179,15 @@ def collect_rollout(
         "tokens": float(gen.completion_mask.sum().item()),
     }
     for name in ("accuracy", "format"):
-        if name in scored.per_reward:
+        if name in per_reward:
             metrics[{"accuracy": "accuracy", "format": "format_rate"}[name]] = metrics[f"reward/{name}/mean"]
+    tasks = [e.task for e in examples]
+    if len(set(tasks)) > 1:  # a multi-task stage: each task's reward and accuracy too
+        for task in dict.fromkeys(tasks):
+            rows = [i * G + j for i, t in enumerate(tasks) if t == task for j in range(G)]
+            metrics[f"task/{task}/reward"] = sum(total[i] for i in rows) / len(rows)
+            if "accuracy" in per_reward:
+                metrics[f"task/{task}/accuracy"] = _mean_std([per_reward["accuracy"][i] for i in rows])["mean"]
     return dataclasses.replace(rollout, ref_logprobs=ref_logprobs, old_logprobs=old_logprobs, metrics=metrics)
 
 
@@ -158,11 +195,15 @@ CODE_SETTINGS = ("code_timeout_s", "code_memory_mb", "code_max_workers", "code_p
 
 
 def make_scorer(cfg: ZeroConfig, *, workers: int | None = None) -> RewardScorer:
-    """The run's reward scorer: its weights, worker count, timeout and reward settings."""
+    """The run's reward scorer: its weights (per task in a multi-task stage), worker count, timeout and
+    reward settings."""
     s = cfg.scoring
+    task_weights = {t.name: t.rewards or cfg.rewards for t in cfg.tasks}
     return RewardScorer(cfg.rewards, workers=s.workers if workers is None else workers, timeout_s=s.timeout_s,
+                        task_weights=task_weights,
                         settings={"max_completion_tokens": cfg.rollout.max_new_tokens,
                                   "overlong_cache": s.overlong_cache, "language": s.language,
+                                  "judge_model": s.judge_model,
                                   **{k: getattr(s, k) for k in CODE_SETTINGS}})
 
 
@@ -189,8 +230,12 @@ def _concat(parts: Sequence[Generation], pad_id: int) -> Generation:
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
+    """Mean and std over the samples a reward scored (NaN marks the ones it does not apply to)."""
     t = torch.tensor(values, dtype=torch.float64)
-    return {"mean": t.mean().item(), "std": t.std().item() if len(values) > 1 else 0.0}
+    t = t[~t.isnan()]
+    if t.numel() == 0:
+        return {"mean": math.nan, "std": math.nan}
+    return {"mean": t.mean().item(), "std": t.std().item() if t.numel() > 1 else 0.0}
 
 
 @torch.no_grad()
@@ -280,20 +325,8 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
 
 def make_optimizer(cfg: ZeroConfig, policy: torch.nn.Module
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW with linear warmup, then constant or cosine decay, per optimizer step."""
-    o = cfg.optim
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
-    total = max(cfg.steps * cfg.grpo.num_minibatches * cfg.grpo.num_epochs, 1)
-
-    def factor(i: int) -> float:
-        if i < o.warmup_steps:
-            return (i + 1) / o.warmup_steps
-        if o.schedule == "constant":
-            return 1.0
-        progress = min((i - o.warmup_steps) / max(total - o.warmup_steps, 1), 1.0)
-        return o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    """AdamW with warmup, then constant or cosine decay over every optimizer step of the run."""
+    return adamw(cfg.optim, policy, cfg.steps * cfg.grpo.num_minibatches * cfg.grpo.num_epochs)
 
 
 def make_reference(policy: torch.nn.Module, kl_coef: float, dtype: str = "float32") -> torch.nn.Module | None:
@@ -318,10 +351,12 @@ def train_step(
     prompt_ids: Sequence[Sequence[int]],
     clock: Callable[[], float] = time.perf_counter,
     scorer: RewardScorer | None = None,
+    choose: Callable[[int], list[int]] | None = None,
 ) -> dict[str, float]:
-    """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics."""
+    """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics.
+    `choose(step)` gives the indices of the step's prompts (default: `prompts_for_step` over all)."""
     start = clock()
-    idx = prompts_for_step(len(examples), step, cfg.prompts_per_step, cfg.seed)
+    idx = choose(step) if choose else prompts_for_step(len(examples), step, cfg.prompts_per_step, cfg.seed)
     rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
                               [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer)
     stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout)

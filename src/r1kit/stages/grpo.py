@@ -1,15 +1,17 @@
-"""Stage pipelines composed from the building blocks. `run_zero` is R1-Zero (R1-SPEC section 1):
-evaluate the base model, train it with GRPO on rule rewards, evaluate again, write the results.
+"""The GRPO stage: R1-Zero (`r1kit zero`) and R1's reasoning and all-scenario RL (`r1kit grpo`).
 
-Everything that can fail on bad input (config values, model path, task, data) is checked before
-out_dir is created or touched.
+Evaluate the starting model on held-out prompts, train it with GRPO on rule rewards (per task, when the
+stage mixes several tasks), evaluate every `eval.every` steps and at the end, write the run directory
+(`r1kit.trainers.run_dir`). Everything that can fail on bad input (config values, the resume settings,
+the model path, the tasks, the data, the checkpoint to resume from) is checked before out_dir is
+created or touched.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ import torch
 from tqdm import tqdm
 from transformers import PreTrainedModel
 
-from r1kit.config import ConfigError, ZeroConfig, to_dict
+import r1kit.judges  # noqa: F401  (registers the `judge` reward)
+from r1kit.config import ConfigError, ZeroConfig
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_run
 from r1kit.models.device import resolve_device
@@ -27,10 +30,16 @@ from r1kit.rewards import check_code_sandbox, check_reward_names
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.tasks import load_task
 from r1kit.templates import render_prompt
-from r1kit.trainers.checkpoint import MetricsLog, resume_checkpoint, save_checkpoint, write_atomic
-from r1kit.trainers.grpo import make_optimizer, make_reference, make_scorer, step_seed, train_step
-from r1kit.trainers.record import check_resume, record_invocation
-from r1kit.trainers.reporting import check_reporting, open_reporters
+from r1kit.trainers.grpo import (
+    make_optimizer,
+    make_reference,
+    make_scorer,
+    mixed_prompts_for_step,
+    step_seed,
+    train_step,
+)
+from r1kit.trainers.reporting import check_reporting
+from r1kit.trainers.run_dir import RunDir
 from r1kit.types import Example
 
 TIMING_KEYS = ("step_seconds", "tokens_per_s", "eval/seconds")
@@ -39,13 +48,17 @@ TIMING_KEYS = ("step_seconds", "tokens_per_s", "eval/seconds")
 
 @dataclass
 class Prepared:
-    """What a stage needs, loaded and checked before any output is written."""
+    """What a stage needs, loaded and checked before any output is written. With several tasks, the
+    examples are the tasks' concatenated in `task_names` order (`task_sizes` long each)."""
 
     tokenizer: Any
     train: list[Example]
     train_ids: list[list[int]]
     test: list[Example]
     test_ids: list[list[int]]
+    task_names: list[str]
+    task_sizes: list[int]
+    task_weights: list[float]
 
 
 def validate(cfg: ZeroConfig) -> None:
@@ -80,23 +93,45 @@ def validate(cfg: ZeroConfig) -> None:
         resolve_device(cfg.model.device)
     except ValueError as e:
         raise ConfigError(f"model.device: {e}") from None
-    try:
-        check_reward_names(cfg.rewards)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    _validate_tasks(cfg)
     check_reporting(cfg.logging)
 
 
-def prepare(cfg: ZeroConfig) -> Prepared:
-    """Load the tokenizer and task data, and tokenize every prompt once."""
-    validate(cfg)
+def _validate_tasks(cfg: ZeroConfig) -> None:
+    names = [t.name for t in cfg.tasks]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"tasks: each task once, got {', '.join(names)}")
+    if (cfg.tasks and sum(t.weight for t in cfg.tasks) <= 0) or any(t.weight < 0 for t in cfg.tasks):
+        raise ConfigError("tasks: weights must be >= 0 with a positive sum")
     try:
-        train = load_task(cfg.task.name, "train", n=cfg.task.train_size, seed=cfg.seed, path=cfg.task.path)
-        test = load_task(cfg.task.name, "test", n=cfg.task.eval_size, seed=cfg.seed, path=cfg.task.path)
-    except ValueError as e:  # unknown task, missing or malformed data: the user's input, not a bug
+        for weights in [cfg.rewards, *(t.rewards for t in cfg.tasks)]:
+            check_reward_names(weights)
+            if "judge" in weights and cfg.scoring.workers > 0:
+                raise ValueError("the judge reward runs a model in the trainer's process: set scoring.workers=0")
+    except ValueError as e:
         raise ConfigError(str(e)) from None
-    check_code_sandbox(cfg.rewards, [e.verifier for e in train[:1] + test[:1]],
-                       unsafe_local=cfg.scoring.code_unsafe_local)
+
+
+def prepare(cfg: ZeroConfig) -> Prepared:
+    """Load the tokenizer and every task's data, and tokenize every prompt once."""
+    validate(cfg)
+    mix = [(t.name, t.weight, t.path, t.train_size, t.eval_size or cfg.task.eval_size, t.rewards or cfg.rewards)
+           for t in cfg.tasks] or [(cfg.task.name, 1.0, cfg.task.path, cfg.task.train_size, cfg.task.eval_size,
+                                    cfg.rewards)]
+    train: list[Example] = []
+    test: list[Example] = []
+    sizes = []
+    for name, _, path, train_size, eval_size, rewards in mix:
+        try:
+            task_train = load_task(name, "train", n=train_size, seed=cfg.seed, path=path)
+            task_test = load_task(name, "test", n=eval_size, seed=cfg.seed, path=path)
+        except ValueError as e:  # unknown task, missing or malformed data: the user's input, not a bug
+            raise ConfigError(str(e)) from None
+        check_code_sandbox(rewards, [e.verifier for e in task_train[:1] + task_test[:1]],
+                           unsafe_local=cfg.scoring.code_unsafe_local)
+        train += task_train
+        test += task_test
+        sizes.append(len(task_train))
     tokenizer = load_tokenizer(cfg.model.path)
 
     def encode(examples: list[Example]) -> list[list[int]]:
@@ -107,7 +142,7 @@ def prepare(cfg: ZeroConfig) -> Prepared:
         train_ids, test_ids = encode(train), encode(test)
     except ValueError as e:  # e.g. a chat template asked of a tokenizer that has none
         raise ConfigError(str(e)) from None
-    return Prepared(tokenizer, train, train_ids, test, test_ids)
+    return Prepared(tokenizer, train, train_ids, test, test_ids, [m[0] for m in mix], sizes, [m[1] for m in mix])
 
 
 def load_policy(cfg: ZeroConfig, path: str | None = None) -> PreTrainedModel:
@@ -126,43 +161,40 @@ def steps_derived(cfg: ZeroConfig) -> str:
     return "optim.schedule=cosine" if cfg.optim.schedule == "cosine" else ""
 
 
-def warn(message: str) -> None:
-    print(f"r1kit: warning: {message}", file=sys.stderr, flush=True)
-
-
-def run_zero(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
-    """R1-Zero end to end; returns summary.json's content. Resumes from out_dir's newest valid checkpoint.
-
-    Nothing in out_dir is written before every check has passed: the config, the resume settings
-    (`record.check_resume`), the model, the data and the checkpoint to resume from."""
+def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
+    """The GRPO stage end to end; returns summary.json's content. Resumes from out_dir's newest valid
+    checkpoint. Nothing in out_dir is written before every check has passed."""
     started = time.perf_counter()
     validate(cfg)
-    out = Path(cfg.out_dir)
-    changed = check_resume(out, cfg, steps_derived=steps_derived)
+    run = RunDir(cfg, steps_derived=steps_derived)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     prep = prepare(cfg)
     tokenizer = prep.tokenizer
-    resumed = resume_checkpoint(out, lambda c: (load_policy(cfg, str(c.policy_dir)), c.load_state()), warn)
+    resumed = run.resume(lambda c: (load_policy(cfg, str(c.policy_dir)), c.load_state()))
     policy = resumed[1][0] if resumed else load_policy(cfg)
     start = resumed[0].step if resumed else 0
 
-    out.mkdir(parents=True, exist_ok=True)
-    record_invocation(out, cfg, resumed_from=start, changed=changed)
+    log = run.begin(start if resumed else None)
     reference = make_reference(policy, cfg.grpo.kl_coef, cfg.model.dtype)
     optimizer, scheduler = make_optimizer(cfg, policy)
     generator = HFGenerator(policy, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                             batch_size=cfg.eval.batch_size, dtype=cfg.model.dtype)
 
-    def held_out(step: int) -> EvalResult:
+    def held_out(step: int) -> dict[str, float]:
         e = cfg.eval
         params = SamplingParams(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens)
+        t0 = time.perf_counter()
         # One fixed seed for every evaluation: differences between steps come from the policy only.
-        return evaluate(generator, tokenizer, prep.test, prep.test_ids, k=e.samples, params=params,
-                        seed=step_seed(cfg.seed, 0, 4))
+        result: EvalResult = evaluate(generator, tokenizer, prep.test, prep.test_ids, k=e.samples, params=params,
+                                      seed=step_seed(cfg.seed, 0, 4))
+        return {**result.metrics(), "eval/seconds": time.perf_counter() - t0}
 
-    log = MetricsLog(out / "metrics.jsonl",
-                     open_reporters(cfg.logging, out, config=to_dict(cfg), first_step=start + 1 if resumed else 0))
+    choose: Callable[[int], list[int]] | None = None
+    if len(prep.task_names) > 1:
+        def choose(step: int) -> list[int]:
+            return mixed_prompts_for_step(prep.task_sizes, prep.task_weights, step, cfg.prompts_per_step, cfg.seed)
+
     scorer = make_scorer(cfg)
     try:
         if resumed:
@@ -171,54 +203,48 @@ def run_zero(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
             scheduler.load_state_dict(state["scheduler"])
             if reference is not None:
                 reference.load_state_dict(state["reference"])
-            log.truncate(start)
         else:
-            log.truncate(-1)
-            t0 = time.perf_counter()
-            before = held_out(0)
-            log.append({"step": 0, **before.metrics(), "eval/seconds": time.perf_counter() - t0})
-
+            log.append({"step": 0, **held_out(0)})
         # On a terminal the bar redraws often; in a log file it prints a line every 10 seconds.
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
-                   desc="r1kit zero", unit="step", dynamic_ncols=True,
+                   desc=f"r1kit {'zero' if not cfg.tasks else 'grpo'}", unit="step", dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
         for step in bar:
             row: dict[str, Any] = {"step": step + 1}
             row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
-                                  prep.train, prep.train_ids, scorer=scorer))
+                                  prep.train, prep.train_ids, scorer=scorer, choose=choose))
             done = step + 1
             if done == cfg.steps or (cfg.eval.every and done % cfg.eval.every == 0):
-                t0 = time.perf_counter()
-                row.update(held_out(done).metrics())
-                row["eval/seconds"] = time.perf_counter() - t0
+                row.update(held_out(done))
             log.append(row)
             bar.set_postfix(reward=f"{row['reward/mean']:.2f}", acc=f"{row.get('accuracy', 0):.2f}",
                             held_out=f"{row.get('eval/pass@1', float('nan')):.2f}")
             if done == cfg.steps or done % cfg.save_every == 0:
-                state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": done,
-                         "reference": reference.state_dict() if reference is not None else None}
-                save_checkpoint(out, done, policy, tokenizer, state, keep=cfg.keep_checkpoints)
+                run.save(done, policy, tokenizer, {
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": done,
+                    "reference": reference.state_dict() if reference is not None else None})
         bar.close()
     finally:
         scorer.close()
-        log.close()
-    return _finish(cfg, out, policy, tokenizer, log, time.perf_counter() - started)
+        run.close()
+    return _finish(cfg, run, prep, policy, tokenizer, time.perf_counter() - started)
 
 
-def _finish(cfg: ZeroConfig, out: Path, policy: PreTrainedModel, tokenizer: Any, log: MetricsLog,
+def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: PreTrainedModel, tokenizer: Any,
             wall: float) -> dict[str, Any]:
     """Final model, plots and summary.json from the metrics log (so a resumed run reports the whole run)."""
-    rows = log.rows()
+    assert run.log is not None
+    rows = run.log.rows()
     evals = [r for r in rows if "eval/pass@1" in r]
+    out = Path(cfg.out_dir)
     policy.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
-    plot_run(rows, out / "plots", title=f"R1-Zero on {cfg.task.name}")
+    plot_run(rows, out / "plots", title=f"GRPO on {', '.join(prep.task_names)}")
 
     def pick(r: dict[str, Any]) -> dict[str, Any]:
         return {k.removeprefix("eval/"): v for k, v in r.items() if k.startswith("eval/") and k != "eval/seconds"}
 
-    summary = {"before": pick(evals[0]), "after": pick(evals[-1]), "steps": cfg.steps, "wall_seconds": wall,
-               "eval": {"n_prompts": cfg.task.eval_size, "k": cfg.eval.samples,
-                        "temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p}}
-    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return summary
+    return run.finish({"before": pick(evals[0]), "after": pick(evals[-1]), "steps": cfg.steps, "wall_seconds": wall,
+                       "tasks": prep.task_names,
+                       "eval": {"n_prompts": len(prep.test), "k": cfg.eval.samples,
+                                "temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p}})

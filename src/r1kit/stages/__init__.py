@@ -1,0 +1,145 @@
+"""Stages: each r1kit command is one entry of `STAGES` (kind -> config class, run function), which the
+CLI and `r1kit pipeline` read. No class hierarchy: a stage is a typed config and a function
+`run(cfg, *, progress) -> summary` that leaves a run directory (`r1kit.trainers.run_dir`).
+
+| command | config | what it does |
+|---|---|---|
+| `zero` | `ZeroConfig` | R1-Zero: GRPO from a base model with rule rewards (the tiny recipe's defaults) |
+| `grpo` | `ZeroConfig` | any GRPO stage from a recipe: R1's reasoning RL and all-scenario RL |
+| `sft` | `SFTConfig` | SFT: cold start, rejection-sampling SFT, distillation |
+| `sample` | `SampleConfig` | rejection sampling with the paper's filters, writing SFT data |
+| `cold-start` | `ColdStartConfig` | the stage-1 data set (rewritten R1-Zero samples, solver traces) |
+| `distill` | `DistillConfig` | sample a teacher, fine-tune a student on its traces |
+| `judge` | `JudgeConfig` | train a small generative judge on rule-labelled pairs, measure its agreement |
+| `eval` | `EvalRunConfig` | the paper's evaluation protocol |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from r1kit.config import (
+    ColdStartConfig,
+    DistillConfig,
+    EvalRunConfig,
+    JudgeConfig,
+    SampleConfig,
+    SFTConfig,
+    ZeroConfig,
+)
+
+
+@dataclass(frozen=True)
+class Stage:
+    config: type
+    """The stage's typed config (YAML recipe + key=value overrides)."""
+    run: Callable[..., dict[str, Any]]
+    """run(cfg, *, progress: bool) -> the content of summary.json (results.json for eval)."""
+    help: str
+    report: Callable[[Any, dict[str, Any]], str]
+    """The lines printed when the stage is done."""
+
+
+def _run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.grpo import run_grpo
+
+    return run_grpo(cfg, progress=progress)
+
+
+def _run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.sft import run_sft
+
+    return run_sft(cfg, progress=progress)
+
+
+def _run_sample(cfg: SampleConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.sample import run_sample
+
+    return run_sample(cfg, progress=progress)
+
+
+def _run_cold_start(cfg: ColdStartConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.cold_start import run_cold_start
+
+    return run_cold_start(cfg, progress=progress)
+
+
+def _run_distill(cfg: DistillConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.distill import run_distill
+
+    return run_distill(cfg, progress=progress)
+
+
+def _run_judge(cfg: JudgeConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.judge import run_judge
+
+    return run_judge(cfg, progress=progress)
+
+
+def _run_eval(cfg: EvalRunConfig, *, progress: bool = True) -> dict[str, Any]:
+    import sys
+
+    from r1kit.evaluation.protocol import run_eval
+
+    return run_eval(cfg, progress=(lambda line: print(f"r1kit eval: {line}", file=sys.stderr)) if progress else None)
+
+
+def _report_grpo(cfg: ZeroConfig, summary: dict[str, Any]) -> str:
+    before, after = summary["before"]["pass@1"], summary["after"]["pass@1"]
+    return (f"held-out pass@1 {before:.3f} -> {after:.3f} ({100 * (after - before):+.1f} points) "
+            f"in {summary['wall_seconds']:.0f} s; results in {cfg.out_dir}")
+
+
+def _report_sft(cfg: SFTConfig, summary: dict[str, Any]) -> str:
+    return (f"eval loss {summary['eval_loss_before']:.4f} -> {summary['eval_loss_after']:.4f} after "
+            f"{summary['steps']} steps in {summary['wall_seconds']:.0f} s; model in {cfg.out_dir}/model")
+
+
+def _report_sample(cfg: SampleConfig, report: dict[str, Any]) -> str:
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items(), key=lambda kv: -kv[1]))
+    return (f"kept {report['kept']} of {report['samples']} samples ({100 * report['acceptance']:.1f} %) from "
+            f"{report['prompts']} prompts; dropped: {dropped or 'none'}; data in {report['data']}")
+
+
+def _report_cold_start(cfg: ColdStartConfig, report: dict[str, Any]) -> str:
+    sources = ", ".join(f"{s} {sum(c.values())}" for s, c in report["by_source"].items())
+    return f"{report['rows']} cold-start rows ({sources}); data in {report['data']}"
+
+
+def _report_distill(cfg: DistillConfig, summary: dict[str, Any]) -> str:
+    b, a = summary["before"]["overall"], summary["after"]["overall"]
+    return (f"student held-out pass@1 {b:.3f} -> {a:.3f} after distilling {summary['sample']['kept']} teacher "
+            f"traces; student in {cfg.out_dir}/sft/model")
+
+
+def _report_judge(cfg: JudgeConfig, summary: dict[str, Any]) -> str:
+    return (f"judge agrees with the rule verifier on {100 * summary['agreement']:.1f} % of "
+            f"{summary['heldout_pairs']} held-out pairs; judge in {summary['judge']}")
+
+
+def _report_eval(cfg: EvalRunConfig, results: dict[str, Any]) -> str:
+    k = cfg.k
+    lines = [f"{name:>16}: pass@1 {r['pass@1']:.3f} [{r['pass@1_ci95'][0]:.3f}, {r['pass@1_ci95'][1]:.3f}]"
+             f"  cons@{k} {r['cons@k']:.3f}  pass@{k} {r['pass@k'][str(k)]:.3f}  ({r['n_prompts']} prompts)"
+             for name, r in [*results["tasks"].items(), ("overall", results["overall"])]]
+    return "\n".join([*lines, f"results in {cfg.out_dir}/results.json, report in {cfg.out_dir}/report.html"])
+
+
+STAGES: dict[str, Stage] = {
+    "zero": Stage(ZeroConfig, _run_grpo, "R1-Zero: GRPO from a base model with rule rewards", _report_grpo),
+    "grpo": Stage(ZeroConfig, _run_grpo, "a GRPO stage from a recipe (R1's reasoning and all-scenario RL)",
+                  _report_grpo),
+    "sft": Stage(SFTConfig, _run_sft, "supervised fine-tuning: cold start, rejection-sampling SFT, distillation",
+                 _report_sft),
+    "sample": Stage(SampleConfig, _run_sample, "rejection sampling with the paper's filters, written as SFT data",
+                    _report_sample),
+    "cold-start": Stage(ColdStartConfig, _run_cold_start, "R1's stage-1 data: rewritten R1-Zero samples and "
+                        "solver chains of thought", _report_cold_start),
+    "distill": Stage(DistillConfig, _run_distill, "sample a teacher, fine-tune a student on its traces",
+                     _report_distill),
+    "judge": Stage(JudgeConfig, _run_judge, "train a small generative judge and measure its agreement", _report_judge),
+    "eval": Stage(EvalRunConfig, _run_eval, "the paper's evaluation protocol: pass@1 over k samples, cons@k, pass@k",
+                  _report_eval),
+}
