@@ -119,7 +119,7 @@ class GRPOConfig:
 class OptimConfig:
     """AdamW and its learning-rate schedule."""
 
-    lr: float = 3e-5
+    lr: float = 5e-5
     """Peak learning rate of AdamW (R1-Zero: 3e-6 on large models; tiny models need more)."""
     weight_decay: float = 0.0
     """AdamW's decoupled weight decay."""
@@ -203,7 +203,7 @@ class ZeroConfig:
     """The run directory: config, metrics, checkpoints, plots, the final model. Rerun to resume."""
     seed: int = 0
     """Seeds every draw (prompts, samples, minibatches) together with the step."""
-    steps: int = 80
+    steps: int = 70
     """Optimizer-step rounds: one rollout each."""
     prompts_per_step: int = 16
     """B: unique prompts per rollout (R1-Zero: 32)."""
@@ -244,7 +244,7 @@ class DataSource:
 
 
 def _sft_optim() -> OptimConfig:
-    return OptimConfig(lr=5e-4, betas=(0.9, 0.95), warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
+    return OptimConfig(lr=1e-3, betas=(0.9, 0.95), warmup_steps=10, schedule="cosine", min_lr_ratio=0.1)
 
 
 @dataclass
@@ -261,8 +261,8 @@ class SFTConfig:
     """Share of every source's rows held out for the eval loss (drawn by seed)."""
     eval_max_rows: int = 512
     """At most this many held-out rows are evaluated (the first ones of the held-out split)."""
-    epochs: int = 2
-    """Passes over the training rows (R1: 2; distillation 2-3)."""
+    epochs: int = 3
+    """Passes over the training rows (R1: 2; distillation 2-3; the embedded models need 3 on ~3k rows)."""
     batch_size: int = 32
     """Examples per optimizer step; the loss is their token mean."""
     max_length: int = 512
@@ -301,7 +301,7 @@ class SampleConfig:
     keep: int = 4
     """At most this many distinct correct, readable samples per prompt."""
     limit: int | None = 2000
-    """Prompts per task (None: all)."""
+    """Prompts per task: the first `limit` of its split (all when it has fewer; None: all)."""
     template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
     """`r1_zero` for base models; `r1`: the tokenizer's own R1 chat template (the embedded models after
     their first SFT); `chat`: the tokenizer's chat template with r1kit's system prompt."""
@@ -456,7 +456,7 @@ class EvalRunConfig:
     pass_at: list[int] = field(default_factory=list)
     """pass@k' values that must be reported (each <= k); every k' <= k is reported anyway."""
     language: str = "en"
-    """Target language of the language-mixing analysis."""
+    """Target language of the language-mixing analysis for prompts whose example names none."""
     code_timeout_s: float = 10.0
     """humaneval and other code tasks: wall-clock limit of one sandboxed run."""
     code_memory_mb: int = 512

@@ -22,7 +22,7 @@ from r1kit.cli import main
         (["group_size=1"], "'group_size' must be >= 2"),
         (["rewards={accuracy: 1, vibes: 1}"], "unknown reward 'vibes'"),
         (["task.name=gsm8k", "task.path=/no/such/data"], "gsm8k data not found"),
-        (["task.path=/some/data"], "task 'arithmetic' is generated"),
+        (["task.path=/some/data"], "task 'arithmetic_bilingual' is generated"),
         (["--config", "/no/such.yaml"], "config file not found"),
     ],
 )

@@ -4,6 +4,7 @@ Qwen2.5-0.5B) with GSM8K from local files, through the R1-Zero template and the 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from tests.conftest import REPO
@@ -32,9 +33,15 @@ def test_zero_trains_a_qwen2_directory_on_gsm8k(tmp_path, tiny_random_model, sha
     assert (out_dir / "plots/accuracy.png").stat().st_size > 0
 
 
-def test_chat_template_needs_a_tokenizer_that_has_one(tmp_path, capsys):
-    # The embedded base model has no chat template: asking for one is a clear error, before any work.
-    code = main(["zero", f"out_dir={tmp_path / 'run'}", "task.template=chat"])
+def test_chat_template_needs_a_tokenizer_that_has_one(tmp_path, tiny_random_model, capsys):
+    # A base model's tokenizer without a chat template: asking for one is a clear error, before any work.
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_random_model, bare)
+    (bare / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((bare / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (bare / "tokenizer_config.json").write_text(json.dumps(config))
+    code = main(["zero", f"out_dir={tmp_path / 'run'}", f"model.path={bare}", "task.template=chat"])
     assert code == 2
     assert "needs a tokenizer with a chat template" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

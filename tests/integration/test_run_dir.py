@@ -55,7 +55,7 @@ def test_changed_settings_are_refused_and_more_steps_resume(tmp_path):
 
     refused = _zero(run, "steps=4", "optim.lr=1e-2", *SMALL)
     assert refused.returncode == 2
-    assert refused.stderr.count("\n") == 1 and "optim.lr 3e-05 -> 0.01" in refused.stderr
+    assert refused.stderr.count("\n") == 1 and "optim.lr 5e-05 -> 0.01" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert _tree(run) == before  # byte-identical, config.yaml included
 
@@ -182,3 +182,16 @@ def test_a_missing_reporter_package_stops_before_any_work(tmp_path, capsys, monk
     err = capsys.readouterr().err
     assert err == "r1kit: error: logging.wandb=proj needs the wandb package: pip install wandb\n"
     assert not out.exists()
+
+
+def test_a_multi_task_recipe_runs_as_r1kit_grpo(tmp_path, capsys):
+    out = tmp_path / "mix"
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "tiny" / "grpo-mix.yaml"
+    assert main(["grpo", "--config", str(recipe), f"out_dir={out}", "steps=2", "task.eval_size=8",
+                 "tasks=[{name: arithmetic_bilingual, weight: 3}, {name: countdown, weight: 1, rewards: "
+                 "{accuracy: 1.0}, eval_size: 4}]", "eval.samples=2", "threads=1", "--quiet"]) == 0
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert {"task/arithmetic/accuracy", "task/arithmetic_zh/accuracy", "task/countdown/accuracy"} <= rows[1].keys()
+    assert "reward/format/mean" in rows[1] and "eval/countdown/pass@1" in rows[-1]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["tasks"] == ["arithmetic_bilingual", "countdown"] and summary["eval"]["n_prompts"] == 12

@@ -19,11 +19,14 @@ def test_zero_lifts_held_out_pass_at_1(tmp_path, capsys):
     before, after = summary["before"], summary["after"]
     assert {"pass@1", "format_rate", "mean_response_tokens"} <= set(before)
     # The base model is imperfect by design (pass@1 0.15-0.50); 30 GRPO steps add well over 10 points
-    # (about +25 measured), so this fails only if learning breaks.
+    # (about +20 measured), so this fails only if learning breaks.
     assert 0.15 <= before["pass@1"] <= 0.5
     assert after["pass@1"] >= before["pass@1"] + 0.10, summary
     assert after["format_rate"] >= before["format_rate"]
-    for name in ("accuracy.png", "response_length.png"):
+    # The base rechecks rarely; RL makes it the rule, so reflection and length grow (the paper's Fig. 1b).
+    assert after["reflective_words"] > before["reflective_words"] + 0.05, summary
+    assert set(summary["tasks"]) == {"arithmetic_bilingual"} and "arithmetic_zh/pass@1" in after
+    for name in ("accuracy.png", "response_length.png", "reflective_words.png"):
         assert (out_dir / "plots" / name).read_bytes()[:4] == b"\x89PNG"
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(31))

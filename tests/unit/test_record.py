@@ -35,7 +35,7 @@ def test_a_result_changing_key_is_refused_by_name(tmp_path):
         _check(tmp_path, "steps=4", "optim.lr=1e-2", "rewards={accuracy: 1}")
     message = str(e.value)
     differing = message.split(" settings: ")[1].split(";")[0]
-    assert differing == "optim.lr 3e-05 -> 0.01, rewards.format 0.2 -> '<unset>'"  # steps 2 -> 4 is allowed
+    assert differing == "optim.lr 5e-05 -> 0.01, rewards.format 0.2 -> '<unset>'"  # steps 2 -> 4 is allowed
     assert "\n" not in message
 
 
@@ -69,7 +69,7 @@ def test_invocations_are_appended_never_rewritten(tmp_path):
 def test_a_run_made_before_invocations_were_kept_is_read_from_config_yaml(tmp_path):
     import yaml
 
-    old = {"out_dir": str(tmp_path), "steps": 2, "optim": {"lr": 3e-5}}  # keys added later hold defaults
+    old = {"out_dir": str(tmp_path), "steps": 2, "optim": {"lr": 5e-5}}  # keys added later hold defaults
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     assert _check(tmp_path, "steps=2") == []
     with pytest.raises(ConfigError, match=r"model\.dtype 'float32' -> 'bfloat16'"):

@@ -18,11 +18,12 @@ class ModelLoadError(ValueError):
 
 
 def resolve_model_path(path: str) -> str:
-    """`embedded` -> the shipped tiny base model; an existing directory -> itself; else a hub id."""
-    if path == "embedded":
-        from r1kit.models.embedded import EMBEDDED_MODEL_DIR
+    """`embedded` / `embedded-student` -> the shipped tiny base models; an existing directory -> itself;
+    else a hub id."""
+    if path in ("embedded", "embedded-student"):
+        from r1kit.models.embedded import EMBEDDED_MODEL_DIR, EMBEDDED_STUDENT_DIR
 
-        return str(EMBEDDED_MODEL_DIR)
+        return str(EMBEDDED_MODEL_DIR if path == "embedded" else EMBEDDED_STUDENT_DIR)
     p = Path(path).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
