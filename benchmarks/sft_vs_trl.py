@@ -12,7 +12,7 @@ Settings, both: batch 32 sequences per optimizer step, no accumulation, AdamW (b
 decay), lr with 10 warmup steps then cosine to 1/10, gradient clipping at 1.0, float32 on the CPU. TRL
 runs its fastest setting that is correct on a CPU: padded batches (its packing has no attention mask
 without FlashAttention, so packed examples would attend to each other, trl #3067). r1kit runs its
-default: length-sorted buckets and best-fit packing with a block-diagonal mask.
+default: random batches, best-fit packing with a block-diagonal mask, rows sorted by length.
 
 Timed: each optimizer step (TRL: `on_step_begin` to `on_step_end`; r1kit: `train_step`). tokens/s counts
 the real (non-padding) tokens of the steps over the summed step time. The runs are interleaved: after
@@ -69,11 +69,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     r1_model = load_model(model_path)
     r1_opt, r1_sched = adamw(optim, r1_model, steps)
-    lengths = [len(e.ids) for e in train]
     r1: dict[str, Any] = {"seconds": 0.0, "tokens": 0, "padding": []}
 
     def r1kit_step(step: int) -> None:
-        batch = [train[i] for i in batch_of_step(step, len(train), lengths, b, args.seed)]
+        batch = [train[i] for i in batch_of_step(step, len(train), b, args.seed)]
         m = train_step(r1_model, r1_opt, r1_sched, batch, b, pad_id=tokenizer.pad_token_id, max_grad_norm=1.0)
         r1["seconds"] += m["step_seconds"]
         r1["tokens"] += int(m["tokens"])

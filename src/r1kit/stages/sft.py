@@ -115,7 +115,7 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
                    desc="r1kit sft", unit="step", dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
         for step in bar:
-            batch = [train[i] for i in batch_of_step(step, len(train), lengths, b, cfg.seed)]
+            batch = [train[i] for i in batch_of_step(step, len(train), b, cfg.seed)]
             row: dict[str, Any] = {"step": step + 1, "epoch": (step + 1) / steps_per_epoch(len(train), b)}
             row.update(train_step(model, optimizer, scheduler, batch, b, pad_id=pad,
                                   max_grad_norm=cfg.optim.max_grad_norm, dtype=cfg.model.dtype))
