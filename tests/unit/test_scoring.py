@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import torch
@@ -72,3 +73,18 @@ def test_chunked_rollout_with_reward_workers_counts_timeouts(tiny_random_model):
     lengths = rollout.completion_mask.sum(dim=1)
     expected = torch.tensor([[-1.0 if n >= 8 else ((4 - n) / 4 if n > 4 else 0.0) for n in lengths.tolist()]])
     assert torch.allclose(rollout.rewards.view(1, -1), expected)  # ...so only the overlong reward shows
+
+
+def test_each_task_is_scored_with_its_own_rewards_in_process_and_in_workers():
+    examples = [Example(prompt="q", answer="4", task="math_like", verifier="integer"),
+                Example(prompt="q", answer="", task="chat", verifier="chitchat")]
+    completions = ["<think>2+2</think> <answer>4</answer>", "Hello! How can I help you today?"]
+    task_weights = {"math_like": {"accuracy": 1.0, "format": 0.5}, "chat": {"accuracy": 2.0}}
+    results = []
+    for workers in (0, 2):
+        with RewardScorer({"accuracy": 1.0}, workers=workers, timeout_s=30, task_weights=task_weights) as scorer:
+            results.append(scorer.submit(["q", "q"], completions, examples, [5, 5]).result())
+    for result in results:
+        assert result.total == [1.5, 2.0]
+        assert result.per_reward["accuracy"] == [1.0, 1.0]
+        assert result.per_reward["format"][0] == 1.0 and math.isnan(result.per_reward["format"][1])

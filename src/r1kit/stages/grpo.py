@@ -59,6 +59,8 @@ class Prepared:
     task_names: list[str]
     task_sizes: list[int]
     task_weights: list[float]
+    rewards_by_task: dict[str, dict[str, float]]
+    """`Example.task` -> the rewards of the stage task it came from (a bilingual task holds two)."""
 
 
 def validate(cfg: ZeroConfig) -> None:
@@ -120,7 +122,7 @@ def prepare(cfg: ZeroConfig) -> Prepared:
                                     cfg.rewards)]
     train: list[Example] = []
     test: list[Example] = []
-    sizes = []
+    sizes, rewards_by_task = [], {}
     for name, _, path, train_size, eval_size, rewards in mix:
         try:
             task_train = load_task(name, "train", n=train_size, seed=cfg.seed, path=path)
@@ -132,6 +134,7 @@ def prepare(cfg: ZeroConfig) -> Prepared:
         train += task_train
         test += task_test
         sizes.append(len(task_train))
+        rewards_by_task.update({e.task: dict(rewards) for e in task_train + task_test})
     tokenizer = load_tokenizer(cfg.model.path)
 
     def encode(examples: list[Example]) -> list[list[int]]:
@@ -142,7 +145,8 @@ def prepare(cfg: ZeroConfig) -> Prepared:
         train_ids, test_ids = encode(train), encode(test)
     except ValueError as e:  # e.g. a chat template asked of a tokenizer that has none
         raise ConfigError(str(e)) from None
-    return Prepared(tokenizer, train, train_ids, test, test_ids, [m[0] for m in mix], sizes, [m[1] for m in mix])
+    return Prepared(tokenizer, train, train_ids, test, test_ids, [m[0] for m in mix], sizes, [m[1] for m in mix],
+                    rewards_by_task)
 
 
 def load_policy(cfg: ZeroConfig, path: str | None = None) -> PreTrainedModel:
@@ -195,7 +199,7 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
         def choose(step: int) -> list[int]:
             return mixed_prompts_for_step(prep.task_sizes, prep.task_weights, step, cfg.prompts_per_step, cfg.seed)
 
-    scorer = make_scorer(cfg)
+    scorer = make_scorer(cfg, task_weights=prep.rewards_by_task if cfg.tasks else None)
     try:
         if resumed:
             state = resumed[1][1]

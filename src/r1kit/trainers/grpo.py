@@ -13,7 +13,7 @@ import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,11 +194,11 @@ def collect_rollout(
 CODE_SETTINGS = ("code_timeout_s", "code_memory_mb", "code_max_workers", "code_partial_credit", "code_unsafe_local")
 
 
-def make_scorer(cfg: ZeroConfig, *, workers: int | None = None) -> RewardScorer:
-    """The run's reward scorer: its weights (per task in a multi-task stage), worker count, timeout and
-    reward settings."""
+def make_scorer(cfg: ZeroConfig, *, workers: int | None = None,
+                task_weights: Mapping[str, Mapping[str, float]] | None = None) -> RewardScorer:
+    """The run's reward scorer: its weights (`task_weights`: per `Example.task`, in a multi-task stage),
+    worker count, timeout and reward settings."""
     s = cfg.scoring
-    task_weights = {t.name: t.rewards or cfg.rewards for t in cfg.tasks}
     return RewardScorer(cfg.rewards, workers=s.workers if workers is None else workers, timeout_s=s.timeout_s,
                         task_weights=task_weights,
                         settings={"max_completion_tokens": cfg.rollout.max_new_tokens,
