@@ -69,7 +69,7 @@ def test_an_interrupted_evaluation_resumes_without_regenerating(tmp_path):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["tasks=nope"], "unknown benchmark 'nope'"),
+    (["tasks=nope"], "unknown task 'nope'"),
     (["k=4", "pass_at=[8]"], "pass@8 needs at least 8 samples"),
     (["tasks=jsonl:{bad}?question=q&answer=a"], "bad.jsonl:2: missing field 'a'"),
     (["tasks=jsonl:{bad}?question=q"], "jsonl:PATH?question=FIELD&answer=FIELD"),

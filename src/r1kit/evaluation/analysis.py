@@ -88,15 +88,16 @@ def by_level(levels: Sequence[Any], values: Sequence[float]) -> dict[str, float]
     return {k: sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
-def mixing_rate(completions: Sequence[str], is_mixed: Callable[[str], bool]) -> float:
-    """Share of completions whose chain of thought `is_mixed` judges as mixing languages."""
-    if not completions:
-        return 0.0
-    return sum(bool(is_mixed(thinking_text(c))) for c in completions) / len(completions)
+def mixing_rate(rows: Sequence[Mapping[str, Any]], is_mixed: Callable[[str, str | None], bool]) -> float:
+    """Share of the rows' completions whose chain of thought `is_mixed(text, language)` judges as mixing
+    languages, `language` being the row's own (`info["language"]`, None when it names none)."""
+    verdicts = [bool(is_mixed(thinking_text(c), r.get("info", {}).get("language"))) for r in rows
+                for c in r["completions"]]
+    return sum(verdicts) / len(verdicts) if verdicts else 0.0
 
 
 def summarize(rows: Sequence[Mapping[str, Any]], count_tokens: Callable[[str], int],
-              is_mixed: Callable[[str], bool] | None = None) -> dict[str, Any]:
+              is_mixed: Callable[[str, str | None], bool] | None = None) -> dict[str, Any]:
     """All analyses over `samples.jsonl` rows of one task (each with completions, tokens, info)."""
     completions = [c for r in rows for c in r["completions"]]
     lengths = [n for r in rows for n in r["tokens"]]
@@ -108,5 +109,5 @@ def summarize(rows: Sequence[Mapping[str, Any]], count_tokens: Callable[[str], i
         "thinking_tokens_by_level": by_level(levels, [sum(t) / max(len(t), 1) for t in thinking]),
     }
     if is_mixed is not None:
-        out["language_mixing_rate"] = mixing_rate(completions, is_mixed)
+        out["language_mixing_rate"] = mixing_rate(rows, is_mixed)
     return out

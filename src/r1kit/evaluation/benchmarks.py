@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
-from r1kit.tasks import TASKS, files, load_task
+from r1kit.tasks import DATASET_TASKS, TASKS, files, load_task
 from r1kit.types import Example
 
 
@@ -82,8 +82,8 @@ TASK_BENCHMARKS = {"gsm8k": "gsm8k", "arithmetic": "arithmetic", "countdown": "c
 
 
 def benchmark_names() -> list[str]:
-    extra = [name for name in ("knights_knaves", "humaneval") if name in TASKS]
-    return sorted({*MATH_BENCHMARKS, *TASK_BENCHMARKS, *extra})
+    """Every name `tasks=` takes: the math benchmarks and all r1kit tasks."""
+    return sorted({*MATH_BENCHMARKS, *TASK_BENCHMARKS, *TASKS})
 
 
 def load_benchmark(name: str, *, data_dir: str | Path | None = None, n: int | None = None,
@@ -103,10 +103,10 @@ def load_benchmark(name: str, *, data_dir: str | Path | None = None, n: int | No
         return _examples(name, spec, rows)[: n or None]
     task = TASK_BENCHMARKS.get(name, name if name in TASKS else None)
     if task is None:
-        raise BenchmarkError(f"unknown benchmark {name!r}; choose from {', '.join(benchmark_names())} "
+        raise BenchmarkError(f"unknown task {name!r}; choose from {', '.join(benchmark_names())} "
                              "or jsonl:PATH?question=FIELD&answer=FIELD")
     path = None
-    if data_dir is not None and name not in ("arithmetic", "countdown"):
+    if data_dir is not None and task in DATASET_TASKS:  # generated tasks read no data
         path = str(Path(data_dir) / name)
     try:
         return load_task(task, "test", n=n, seed=seed, path=path)

@@ -29,7 +29,8 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
 
 
 def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") -> list[Path]:
-    """Write accuracy.png, response_length.png and reflective_words.png under out_dir; returns their paths."""
+    """Write accuracy.png, response_length.png, reflective_words.png and language_consistency.png under
+    out_dir (each task of a multi-task or bilingual evaluation as a line of its own); returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     evals = [r for r in rows if "eval/pass@1" in r]
     train = [r for r in rows if "reward/mean" in r]
@@ -39,6 +40,8 @@ def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") 
         ("response_length.png", "eval/mean_response_tokens", "response_length/mean",
          "held-out mean response tokens", "training-batch mean response tokens"),
         ("reflective_words.png", "eval/reflective_words", "", "held-out reflective words per response", ""),
+        ("language_consistency.png", "eval/language_consistency", "",
+         "held-out language consistency of the CoT", ""),
     ]
     paths = []
     for filename, eval_key, train_key, eval_label, train_label in panels:
@@ -50,11 +53,15 @@ def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") 
             ax.plot([r["step"] for r in train], moving_average([r[train_key] for r in train], window),
                     color="tab:gray", alpha=0.6, label=f"{train_label} (moving avg)")
         ax.plot([r["step"] for r in evals], [r[eval_key] for r in evals], "o-", color="tab:blue",
-                label=eval_label)
+                label=f"{eval_label} (all)" if _tasks(evals, eval_key) else eval_label)
+        for task, color in zip(_tasks(evals, eval_key), _TASK_COLORS * 4, strict=False):
+            key = eval_key.replace("eval/", f"eval/{task}/")
+            ax.plot([r["step"] for r in evals if key in r], [r[key] for r in evals if key in r], ".--",
+                    label=task, alpha=0.8, color=color)
         ax.set_xlabel("step")
         ax.set_ylabel(eval_label)
-        if "pass" in eval_key:
-            ax.set_ylim(0, 1)
+        if "pass" in eval_key or "consistency" in eval_key:
+            ax.set_ylim(0, 1.02)
         ax.set_title(title or eval_label)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize=8)
@@ -63,6 +70,15 @@ def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") 
         plt.close(fig)
         paths.append(out_dir / filename)
     return paths
+
+
+_TASK_COLORS = ["tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]
+
+
+def _tasks(evals: Sequence[dict[str, Any]], eval_key: str) -> list[str]:
+    """The tasks with their own `eval/<task>/<metric>` series for `eval_key` (`eval/<metric>`)."""
+    metric = eval_key.removeprefix("eval/")
+    return sorted({k.split("/")[1] for r in evals for k in r if k.count("/") == 2 and k.endswith(f"/{metric}")})
 
 
 def plot_lines(rows: Sequence[dict[str, Any]], series: dict[str, str], path: Path, *, title: str = "",

@@ -178,7 +178,9 @@ def _sample(cfg: EvalRunConfig, name: str, batch: int, generator: HFGenerator, t
     texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
     tokens = gen.completion_mask.sum(dim=1).tolist()
     repeated = [e for e in examples for _ in range(k)]
-    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, {"accuracy": 1.0, "format": 1.0},
+    # The format asked for: R1-Zero's tags for r1_zero and chat, R1's <think>-then-summary for r1.
+    fmt = "readable_format" if cfg.template == "r1" else "format"
+    scored = compute_rewards([e.prompt for e in repeated], texts, repeated, {"accuracy": 1.0, fmt: 1.0},
                              settings=reward_settings(cfg))
     greedy: list[dict[str, Any]] | None = None
     if cfg.greedy:
@@ -195,7 +197,7 @@ def _sample(cfg: EvalRunConfig, name: str, batch: int, generator: HFGenerator, t
                "verifier": example.verifier, "info": dict(example.info), "completions": completions,
                "extracted": [vote_answer(c, example.verifier) for c in completions],
                "correct": [int(s > 0) for s in scored.per_reward["accuracy"][span]],
-               "format": [int(s > 0) for s in scored.per_reward["format"][span]],
+               "format": [int(s > 0) for s in scored.per_reward[fmt][span]],
                "readable": [int(not readability_issues(c, language=_language(example))) for c in completions],
                "tokens": tokens[span]}
         if greedy is not None:
@@ -244,7 +246,7 @@ def score(rows_by_task: Mapping[str, Sequence[Mapping[str, Any]]], cfg: EvalRunC
     for name, rows in rows_by_task.items():
         tasks[name] = block(rows)
         tasks[name]["analyses"] = analysis.summarize(rows, count_tokens,
-                                                     is_mixed=lambda text: is_mixed(text, cfg.language))
+                                                     is_mixed=lambda text, lang: is_mixed(text, lang or cfg.language))
     pooled = [r for rows in rows_by_task.values() for r in rows]
     return {"tasks": tasks, "overall": block(pooled),
             "protocol": {"k": cfg.k, "temperature": cfg.temperature, "top_p": cfg.top_p,
