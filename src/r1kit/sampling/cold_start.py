@@ -30,18 +30,16 @@ from r1kit.types import Example
 
 _COLUMN = re.compile(r"(\d)\+(\d)(\+1)?=(\d+)")
 
+# The columns are written as the base model's pre-training traces write them ("7+5=12,4+8+1=13"): the
+# cold start teaches a readable frame around the arithmetic the model already knows, not new arithmetic.
 _TEXT = {
-    "en": {"intro": "I add {a} and {b} column by column, starting from the units.",
-           "col": "{x}+{y}{c}={s}: write {d}{carry}.", "carry": ", carry 1", "last": "{x}+{y}{c}={s}: write {s}.",
-           "so": "So {a}+{b}={r}.", "slip": "Wait, I forgot the carry in that column. Let me redo it:",
-           "recheck": "Wait, did I carry every time? Let me check the columns again:",
-           "verify": "Check by subtraction: {r}-{b}={a}, which matches.",
+    "en": {"intro": "I add the columns from the units: ", "sep": ",", "so": ", so {r}.",
+           "slip": " wait, I forgot the carry: ", "fix": "Wait, I forgot the carries. Let me check them: ",
+           "check": "Let me check the carries again: ", "ok": ", so {r}. It matches.", "join": " ",
            "summary": "{a}+{b}={r}. <answer>{r}</answer>"},
-    "zh": {"intro": "我从个位开始，一列一列地把{a}和{b}相加。",
-           "col": "{x}+{y}{c}={s}：写{d}{carry}。", "carry": "，进1", "last": "{x}+{y}{c}={s}：写{s}。",
-           "so": "所以{a}+{b}={r}。", "slip": "等等，这一列我忘了进位。重新算：",
-           "recheck": "等等，我每次都进位了吗？让我再检查一遍：",
-           "verify": "用减法验证：{r}-{b}={a}，正确。",
+    "zh": {"intro": "从个位开始逐列相加：", "sep": "，", "so": "，所以{r}。",
+           "slip": "，等等，我忘了进位：", "fix": "等等，我忘了进位。让我检查一下：",
+           "check": "再检查一遍进位：", "ok": "，所以{r}，没错。", "join": "",
            "summary": "{a}加{b}等于{r}。<answer>{r}</answer>"},
 }
 
@@ -60,43 +58,43 @@ def _columns(a: int, b: int) -> list[tuple[int, int, int, int]]:
     return out
 
 
-def _column_sentences(columns: list[tuple[int, int, int, int]], lang: str) -> list[str]:
-    t, out = _TEXT[lang], []
-    for i, (x, y, c, s) in enumerate(columns):
-        carry = "+1" if c else ""
-        if i == len(columns) - 1:
-            out.append(t["last"].format(x=x, y=y, c=carry, s=s))
-        else:
-            out.append(t["col"].format(x=x, y=y, c=carry, s=s, d=s % 10, carry=t["carry"] if s >= 10 else ""))
-    return out
+def _steps(columns: list[tuple[int, int, int, int]], *, carry: bool = True) -> list[str]:
+    """"7+5=12", "4+8+1=13", ...; without `carry` each column forgets it ("4+8=12")."""
+    return [f"{x}+{y}+1={s}" if c and carry else f"{x}+{y}={x + y if not carry else s}" for x, y, c, s in columns]
 
 
-def addition_thought(a: int, b: int, lang: str, *, recheck: bool = False, slip_at: int | None = None,
+def _careless_result(a: int, b: int) -> int:
+    cols = _columns(a, b)
+    digits = [str(x + y) if i == len(cols) - 1 else str((x + y) % 10) for i, (x, y, _, _) in enumerate(cols)]
+    return int("".join(reversed(digits)))
+
+
+def addition_thought(a: int, b: int, lang: str, *, slip_at: int | None = None, careless_first: bool = False,
                      verify: bool = True) -> str:
-    """A readable chain of thought for a+b in `lang`: the columns with their carries; `slip_at` makes
-    that column forget its carry at first and notice it ("wait"); `recheck` redoes the columns after
-    the first pass (the reflection of an R1-Zero trace); `verify` checks the sum by subtraction.
+    """A readable chain of thought for a+b in `lang`: the columns with their carries, as the base model
+    writes them. `slip_at` forgets the carry of that column at first and notices at once ("wait");
+    `careless_first` writes a whole careless pass, then notices and redoes it (an R1-Zero recheck,
+    cleaned up); `verify` checks the carries once more at the end.
 
-    >>> addition_thought(347, 285, "en", verify=False)  # doctest: +NORMALIZE_WHITESPACE
-    'I add 347 and 285 column by column, starting from the units. 7+5=12: write 2, carry 1. 4+8+1=13: write 3,
-    carry 1. 3+2+1=6: write 6. So 347+285=632.'
+    >>> addition_thought(347, 285, "en", verify=False)
+    'I add the columns from the units: 7+5=12,4+8+1=13,3+2+1=6, so 632.'
+    >>> addition_thought(347, 285, "zh", slip_at=1)
+    '从个位开始逐列相加：7+5=12，4+8=12，等等，我忘了进位：4+8+1=13，3+2+1=6，所以632。再检查一遍进位：7+5=12，4+8+1=13，3+2+1=6，所以632，没错。'
     """
     t, cols = _TEXT[lang], _columns(a, b)
-    sentences = _column_sentences(cols, lang)
-    sep = " " if lang == "en" else ""
-    parts = [t["intro"].format(a=a, b=b)]
-    if slip_at is not None and 0 < slip_at < len(cols) and cols[slip_at][2]:
+    right = _steps(cols)
+    if careless_first:
+        wrong = t["sep"].join(_steps(cols, carry=False)) + t["so"].format(r=_careless_result(a, b))
+        text = t["intro"] + wrong + t["join"] + t["fix"] + t["sep"].join(right) + t["so"].format(r=a + b)
+    elif slip_at is not None and 0 < slip_at < len(cols) and cols[slip_at][2]:
         x, y, _, _ = cols[slip_at]
-        wrong = f"{x}+{y}={x + y}" + ("：" if lang == "zh" else ":")
-        parts += [*sentences[:slip_at], wrong, t["slip"], *sentences[slip_at:]]
+        text = (t["intro"] + t["sep"].join([*right[:slip_at], f"{x}+{y}={x + y}"]) + t["slip"]
+                + t["sep"].join(right[slip_at:]) + t["so"].format(r=a + b))
     else:
-        parts += sentences
-    parts.append(t["so"].format(a=a, b=b, r=a + b))
-    if recheck:
-        parts += [t["recheck"], *sentences, t["so"].format(a=a, b=b, r=a + b)]
+        text = t["intro"] + t["sep"].join(right) + t["so"].format(r=a + b)
     if verify:
-        parts.append(t["verify"].format(a=a, b=b, r=a + b))
-    return sep.join(parts)
+        text += t["join"] + t["check"] + t["sep"].join(right) + t["ok"].format(r=a + b)
+    return text
 
 
 def readable(thought: str, summary: str) -> str:
@@ -111,7 +109,7 @@ def solver_completion(example: Example, rng: random.Random) -> str | None:
         a, b, lang = int(info["a"]), int(info["b"]), str(info.get("language", "en"))
         carries = [i for i, (_, _, c, _) in enumerate(_columns(a, b)) if c]
         slip = rng.choice(carries) if carries and rng.random() < 0.35 else None
-        thought = addition_thought(a, b, lang, slip_at=slip, recheck=rng.random() < 0.2, verify=True)
+        thought = addition_thought(a, b, lang, slip_at=slip, verify=rng.random() < 0.7)
         return readable(thought, _TEXT[lang]["summary"].format(a=a, b=b, r=a + b))
     if "numbers" in info and "target" in info:
         return _countdown_solution(example, rng)
@@ -119,33 +117,44 @@ def solver_completion(example: Example, rng: random.Random) -> str | None:
 
 
 def _countdown_solution(example: Example, rng: random.Random) -> str:
+    """A first chain over all numbers (as the base model tries them), then, when it misses, "wait" and the
+    reference chain, and a check that every number is used once."""
     numbers, target, answer = list(example.info["numbers"]), int(example.info["target"]), example.answer
-    wrong = rng.sample(numbers, len(numbers))
-    tries = []
-    value = wrong[0]
-    for y in wrong[1:]:
-        op = rng.choice("+*")
-        new = value + y if op == "+" else value * y
-        tries.append(f"{value}{op}{y}={new}")
-        value = new
-    tried = ", ".join(tries)
-    thought = (f"I need {target} from {', '.join(map(str, numbers))}, each number once. "
-               f"First try: {tried}. That gives {value}, not {target}. " if value != target else "")
+    first = None
+    for _ in range(50):
+        order = rng.sample(numbers, len(numbers))
+        first = _fold(order[0], [(rng.choice("+-*/"), y) for y in order[1:]])
+        if first is not None:
+            break
     ref = [t for t in tokenize(answer) if t not in ("(", ")")]
-    steps, acc = [], int(ref[0])
-    for sym, y in zip(map(str, ref[1::2]), map(int, ref[2::2]), strict=True):
-        new = {"+": acc + y, "-": acc - y, "*": acc * y, "/": acc // y}[sym]
-        steps.append(f"{acc}{sym}{y}={new}")
-        acc = new
-    thought += (f"Wait, let me try another order: {', '.join(steps)}. That is {target}. "
-                f"Check: {answer} uses each of {', '.join(map(str, numbers))} once and equals {target}.")
-    return readable(thought.strip(), f"{answer}={target}. <answer>{answer}</answer>")
+    chain = _fold(int(ref[0]), [(str(op), int(y)) for op, y in zip(ref[1::2], ref[2::2], strict=True)])
+    assert chain is not None
+    numbers_text = ", ".join(map(str, numbers))
+    thought = f"I need {target} from {numbers_text}, each number once. "
+    if first is not None and first[1] != target:
+        thought += f"First try: {','.join(first[0])}, not {target}. Wait, let me try another way: "
+    thought += f"{','.join(chain[0])}. That is {target}. Check: {answer} uses {numbers_text} once each."
+    return readable(thought, f"{answer}={target}. <answer>{answer}</answer>")
+
+
+def _fold(first: int, ops: list[tuple[str, int]]) -> tuple[list[str], int] | None:
+    """The steps "x op y=z" of a left-to-right chain and its value; None if a step is not a positive
+    integer."""
+    value, steps = first, []
+    for op, y in ops:
+        if (op == "-" and value <= y) or (op == "/" and value % y):
+            return None
+        new = {"+": value + y, "-": value - y, "*": value * y, "/": value // y}[op]
+        steps.append(f"{value}{op}{y}={new}")
+        value = new
+    return steps, value
 
 
 class RuleRewriter:
-    """Rewrites a correct R1-Zero addition trace readably: the columns it wrote, whether it rechecked
-    them, in full sentences of the prompt's language. Countdown traces get the solver's search ending
-    in the trace's own answer. Anything it cannot read: None."""
+    """Rewrites a correct R1-Zero addition trace readably, keeping its steps: a careless pass and its
+    recheck stay a wrong pass noticed and redone, in full sentences of the prompt's language (a language
+    switch is undone). Countdown traces get the solver's search ending in the trace's own answer.
+    Anything it cannot read: None."""
 
     def rewrite(self, example: Example, completion: str) -> str | None:
         answer = extract_answer(completion)
@@ -156,18 +165,11 @@ class RuleRewriter:
             a, b, lang = int(info["a"]), int(info["b"]), str(info.get("language", "en"))
             thought = completion.split("</think>", 1)[0] if "</think>" in completion else ""
             columns = _COLUMN.findall(thought)
-            if not columns:
-                return readable(addition_thought(a, b, lang, verify=False),
-                                _TEXT[lang]["summary"].format(a=a, b=b, r=a + b))
-            width = len(_columns(a, b))
-            rechecked = len(columns) > width  # the trace went over the columns twice: keep the recheck
-            careless = rechecked and any(not c for _, _, c, s in columns[:width] if int(s) >= 10)
-            slip = next((i for i, (_, _, c, _) in enumerate(columns[:width]) if i and not c
-                         and _columns(a, b)[i][2]), None) if careless else None
-            thought_text = addition_thought(a, b, lang, slip_at=slip, recheck=rechecked and slip is None, verify=True)
-            return readable(thought_text, _TEXT[lang]["summary"].format(a=a, b=b, r=a + b))
+            rechecked = len(columns) > len(_columns(a, b))  # the trace went over the columns twice
+            text = addition_thought(a, b, lang, careless_first=rechecked, verify=False)
+            return readable(text, _TEXT[lang]["summary"].format(a=a, b=b, r=a + b))
         if "numbers" in info:
-            return _countdown_solution(example, random.Random(hash(completion) & 0xFFFF))
+            return _countdown_solution(example, random.Random(len(completion)))
         return None
 
 

@@ -31,14 +31,25 @@ from r1kit.tasks import load_task
 from r1kit.templates import render_prompt
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.trainers.run_dir import RunDir
+from r1kit.types import Example
 
 
-def _pairs(cfg: JudgeConfig, split: str, n: int, generator: HFGenerator, tokenizer: Any,
+def load_prompts(cfg: JudgeConfig, split: str, n: int) -> dict[str, list[Example]]:
+    """The first n prompts of every task's split (all when it has fewer); ConfigError for a bad task."""
+    names = [x.strip() for x in cfg.tasks.split(",") if x.strip()]
+    if not names:
+        raise ConfigError("no tasks given: tasks=arithmetic,factual_qa,...")
+    try:
+        return {name: load_task(name, split, seed=cfg.seed)[:n] for name in names}
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _pairs(cfg: JudgeConfig, prompts: dict[str, list[Example]], generator: HFGenerator, tokenizer: Any,
            seed: int) -> list[dict[str, Any]]:
     """(question, gold, completion, rule verdict) of k samples per prompt of every task, balanced."""
     rng, pairs = random.Random(seed), []
-    for t, name in enumerate(x.strip() for x in cfg.tasks.split(",") if x.strip()):
-        examples = load_task(name, split, n=n, seed=cfg.seed)
+    for t, (name, examples) in enumerate(prompts.items()):
         ids = [list(x) for x in tokenizer([render_prompt(e.prompt, cfg.template, tokenizer) for e in examples],
                                           add_special_tokens=False)["input_ids"]]
         gen = generator.generate(ids, SamplingParams(1.0, 1.0, cfg.max_new_tokens), num_samples=cfg.k,
@@ -62,6 +73,7 @@ def run_judge(cfg: JudgeConfig, *, progress: bool = True) -> dict[str, Any]:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"config key {key!r} must be >= 1, got {getattr(cfg, key)}")
     run = RunDir(cfg)
+    train_prompts, heldout_prompts = load_prompts(cfg, "train", cfg.limit), load_prompts(cfg, "test", cfg.heldout)
     tokenizer = load_tokenizer(cfg.source_model)
     load_tokenizer(cfg.model)
     if cfg.threads > 0:
@@ -71,8 +83,8 @@ def run_judge(cfg: JudgeConfig, *, progress: bool = True) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     generator = HFGenerator(load_model(cfg.source_model).eval(), eos_token_id=tokenizer.eos_token_id,
                             pad_token_id=tokenizer.pad_token_id)
-    train = _pairs(cfg, "train", cfg.limit, generator, tokenizer, cfg.seed)
-    heldout = _pairs(cfg, "test", cfg.heldout, generator, tokenizer, cfg.seed + 1)
+    train = _pairs(cfg, train_prompts, generator, tokenizer, cfg.seed)
+    heldout = _pairs(cfg, heldout_prompts, generator, tokenizer, cfg.seed + 1)
     if not train or not heldout:
         raise ConfigError(f"{cfg.source_model}'s samples are all right or all wrong: no pairs to learn from")
     rows = [{"messages": [{"role": "user", "content": judge_prompt(p["question"], p["completion"], p["gold"])},

@@ -82,7 +82,7 @@ def load_examples(cfg: SampleConfig) -> dict[str, list[Example]]:
     for name in _names(cfg.tasks):
         try:
             if name in TASKS and not (cfg.data_dir and name in ("gsm8k", "humaneval", "knights_knaves")):
-                examples = load_task(name, cfg.split, n=cfg.limit, seed=cfg.seed)
+                examples = load_task(name, cfg.split, seed=cfg.seed)[: cfg.limit]  # all when fewer
             else:
                 examples = load_benchmark(name, data_dir=cfg.data_dir, n=cfg.limit, seed=cfg.seed)
         except (ValueError, BenchmarkError) as e:
