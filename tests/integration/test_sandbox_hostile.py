@@ -617,8 +617,9 @@ def test_forking_memory_bomb_stays_within_the_total_budget(host):
     assert r.stdout.count("held") <= 1
     assert host.report(r)["failed"] >= 7
     # Sampled from outside, process after process (not one snapshot: a child killed after it was read can
-    # be counted beside the next one's growth), hence a 10 % allowance; 8 x 400 MB would be 3,200 MB.
-    assert peak[0] <= 512 * 1.1, f"the program held {peak[0]:.0f} MB together"
+    # be counted beside the next one's growth, which CI once saw as 564 MB), hence the allowance. It stays
+    # below two 400 MB children at once (800 MB); all eight together would be 3,200 MB.
+    assert peak[0] < 2 * 400, f"the program held {peak[0]:.0f} MB together"
     if r.memory_peak_mb is not None:  # the cgroup's own accounting, exact
         assert r.memory_peak_mb <= 512
     host.assert_unchanged(r)
