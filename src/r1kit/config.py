@@ -308,6 +308,7 @@ class SampleConfig:
     temperature: float = 0.7
     """Sampling temperature (R1's stage 4 samples at 0.7)."""
     top_p: float = 0.95
+    """Nucleus sampling: the smallest token set holding this probability."""
     max_new_tokens: int = 160
     """Completion budget; a completion cut here is dropped as runaway length."""
     data_dir: str | None = None
@@ -360,7 +361,9 @@ class ColdStartConfig:
     max_new_tokens: int = 160
     """Budget of the R1-Zero samples."""
     batch_size: int = 512
+    """Prompts per generation batch when sampling zero_model."""
     threads: int = 2
+    """torch CPU threads (0: torch's default)."""
 
 
 @dataclass
@@ -379,22 +382,31 @@ class DistillConfig:
     teacher_template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
     """How the teacher is prompted: r1_zero for a base or R1-Zero model, r1 for one fine-tuned on chat."""
     k: int = 8
+    """Teacher samples per prompt."""
     keep: int = 2
+    """At most this many distinct correct, readable samples kept per prompt."""
     limit: int = 1000
     """Training prompts per task sampled from the teacher."""
     temperature: float = 0.7
+    """Teacher sampling temperature."""
     max_new_tokens: int = 200
+    """Teacher completion budget; a cut completion is dropped."""
     epochs: int = 3
     """SFT passes (R1's distillation: 2-3)."""
     batch_size: int = 32
+    """Student SFT examples per optimizer step."""
     lr: float = 1e-3
     """Peak learning rate, cosine to 1/10 (R1-SPEC section 4)."""
     max_length: int = 512
+    """Longest SFT example in tokens (prompt + completion)."""
     eval_size: int = 256
     """Held-out prompts per task for the before/after pass@1."""
     eval_samples: int = 8
+    """Samples per held-out prompt for the student's pass@1."""
     seed: int = 0
+    """Seeds the teacher's samples, the SFT data order and the evaluation."""
     threads: int = 2
+    """torch CPU threads (0: torch's default)."""
 
 
 @dataclass
@@ -420,11 +432,17 @@ class JudgeConfig:
     template: Literal["r1_zero", "chat", "r1"] = "r1_zero"
     """How the source model is prompted."""
     max_new_tokens: int = 160
+    """Budget of the source model's samples."""
     epochs: int = 3
+    """SFT passes over the judgements."""
     batch_size: int = 32
+    """SFT examples per optimizer step."""
     lr: float = 1e-3
+    """Peak SFT learning rate, cosine to 1/10."""
     seed: int = 0
+    """Seeds the samples, the pair balancing and the SFT."""
     threads: int = 2
+    """torch CPU threads (0: torch's default)."""
 
 
 @dataclass
@@ -641,7 +659,9 @@ def _yaml_lines(cfg: Any, indent: int, lines: list[str]) -> None:
     pad = " " * indent
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
-        doc = docs.get(f.name) or " ".join((type(value).__doc__ or "").split())
+        # A section without a doc of its own takes its class's; a plain value never takes its type's.
+        section_doc = type(value).__doc__ if dataclasses.is_dataclass(value) else ""
+        doc = docs.get(f.name) or " ".join((section_doc or "").split())
         if dataclasses.is_dataclass(value):
             lines.append(f"{pad}{f.name}:" + (f"  # {doc}" if doc else ""))
             _yaml_lines(value, indent + 2, lines)

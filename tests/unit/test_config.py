@@ -97,8 +97,20 @@ def test_print_config_yaml_reads_back_to_the_same_config(tmp_path, cls, override
 
 
 def test_every_key_is_documented():
-    for cfg in (ZeroConfig(), EvalRunConfig()):
+    from r1kit.stages import STAGES
+
+    for cfg in (stage.config() for stage in STAGES.values()):
         lines = config_yaml(cfg).splitlines()[1:]  # after the title comment: one line per key or section
         undocumented = [line for line in lines if not line.partition("  # ")[2].strip()]
         assert undocumented == []
     assert field_docs(ZeroConfig)["keep_checkpoints"].startswith("Newest checkpoints kept on disk")
+
+
+@pytest.mark.parametrize("kind", ["zero", "grpo", "sft", "sample", "cold-start", "distill", "judge", "eval"])
+def test_every_stage_prints_a_config_that_reads_back(tmp_path, kind):
+    from r1kit.stages import STAGES
+
+    cls = STAGES[kind].config
+    path = tmp_path / "recipe.yaml"
+    path.write_text(config_yaml(cls()))
+    assert load_config(cls, path) == cls()
