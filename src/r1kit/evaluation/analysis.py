@@ -22,6 +22,9 @@ REFLECTIVE_WORDS = ("wait", "mistake", "however", "but", "retry", "error", "veri
                     "等等", "检查", "验证", "错误", "不对", "但是")
 """The words the paper tracks in its reflection analysis (plus the obvious inflection-free kin), and
 their Chinese counterparts (wait, check, verify, mistake, wrong, but), counted as substrings."""
+GLOSSES = {"等等": "zh:wait", "检查": "zh:check", "验证": "zh:verify", "错误": "zh:mistake", "不对": "zh:wrong",
+           "但是": "zh:but"}
+"""Plot labels of the Chinese words: matplotlib's default font has no CJK glyphs (they would be boxes)."""
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 

@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from r1kit.evaluation.analysis import GLOSSES
 from r1kit.trainers.checkpoint import write_atomic
 
 
@@ -75,7 +76,7 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> dict[str, bytes]:
         total = max(tasks[n]["n_prompts"] * tasks[n]["k"], 1)
         ax.bar([j + i / (len(names) + 1) for j in range(len(words))], [per_word[w] / total for w in words],
                width=1 / (len(names) + 1), label=n)
-    ax.set_xticks(range(len(words)), words, rotation=60, fontsize=7)
+    ax.set_xticks(range(len(words)), [GLOSSES.get(w, w) for w in words], rotation=60, fontsize=7)
     ax.set_ylabel("occurrences per response")
     ax.legend(fontsize=8)
     pngs["reflection.png"] = _save(fig, out_dir / "reflection.png")
