@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from r1kit import world
 from r1kit.rewards.countdown import tokenize
 from r1kit.tasks import load_task
-from r1kit.tasks.countdown import chain_expression
+from r1kit.tasks.countdown import chain_expression, fold_chain
 from r1kit.tasks.general import LANGUAGES, writing_examples
 from r1kit.templates import render_prompt
 
@@ -124,18 +124,6 @@ def _ending(result: str, rng: random.Random, mix: CorpusMix, lang: str = "en") -
 # ------------------------------------------------------------------------------------ countdown traces
 
 
-def _fold(first: int, ops: Sequence[tuple[str, int]]) -> tuple[list[str], int] | None:
-    """The steps "x op y=z" of a left-to-right chain and its value; None if a step is not a positive
-    integer (the traces only ever show whole-number arithmetic)."""
-    value, steps = first, []
-    for op, y in ops:
-        if (op == "-" and value <= y) or (op == "/" and value % y):
-            return None
-        new = {"+": value + y, "-": value - y, "*": value * y, "/": value // y}[op]
-        steps.append(f"{value}{op}{y}={new}")
-        value = new
-    return steps, value
-
 
 def countdown_completion(numbers: Sequence[int], target: int, answer: str, rng: random.Random,
                          mix: CorpusMix) -> str:
@@ -149,13 +137,13 @@ def countdown_completion(numbers: Sequence[int], target: int, answer: str, rng: 
     while True:
         order = rng.sample(list(numbers), len(numbers))
         ops = [(rng.choice("+-*/"), y) for y in order[1:]]
-        if (chain := _fold(order[0], ops)) is not None:
+        if (chain := fold_chain(order[0], ops)) is not None:
             break
     steps, value = chain
     expr = chain_expression(order[0], ops)
     # The reference is itself a chain written left to right: its tokens minus parentheses fold back.
     ref = [t for t in tokenize(answer) if t not in ("(", ")")]
-    ref_chain = _fold(int(ref[0]), [(str(op), int(y)) for op, y in zip(ref[1::2], ref[2::2], strict=True)])
+    ref_chain = fold_chain(int(ref[0]), [(str(op), int(y)) for op, y in zip(ref[1::2], ref[2::2], strict=True)])
     if value != target and ref_chain is not None and rng.random() < 0.5:
         steps, expr = [*steps, f"not {target} wait", *ref_chain[0]], answer
     return f" <think>{','.join(steps)}</think>" + _ending(expr, rng, mix)

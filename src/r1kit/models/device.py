@@ -13,6 +13,8 @@ import contextlib
 
 import torch
 
+from r1kit.config import ConfigError, ModelConfig
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -46,3 +48,13 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
     if dtype == "float32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=DTYPES[dtype])
+
+
+def check_trainable(model: ModelConfig) -> None:
+    """One-line ConfigError, before any work, for a model setting no training stage can run with."""
+    if model.dtype == "float16":
+        raise ConfigError("model.dtype=float16 needs loss scaling to train, which r1kit does not do: use bfloat16")
+    try:
+        resolve_device(model.device)
+    except ValueError as e:
+        raise ConfigError(f"model.device: {e}") from None

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from r1kit.rewards.countdown import tokenize
 from r1kit.rewards.extract import extract_answer
+from r1kit.tasks.countdown import fold_chain
 from r1kit.types import Example
 
 _COLUMN = re.compile(r"(\d)\+(\d)(\+1)?=(\d+)")
@@ -123,11 +124,11 @@ def _countdown_solution(example: Example, rng: random.Random) -> str:
     first = None
     for _ in range(50):
         order = rng.sample(numbers, len(numbers))
-        first = _fold(order[0], [(rng.choice("+-*/"), y) for y in order[1:]])
+        first = fold_chain(order[0], [(rng.choice("+-*/"), y) for y in order[1:]])
         if first is not None:
             break
     ref = [t for t in tokenize(answer) if t not in ("(", ")")]
-    chain = _fold(int(ref[0]), [(str(op), int(y)) for op, y in zip(ref[1::2], ref[2::2], strict=True)])
+    chain = fold_chain(int(ref[0]), [(str(op), int(y)) for op, y in zip(ref[1::2], ref[2::2], strict=True)])
     assert chain is not None
     numbers_text = ", ".join(map(str, numbers))
     thought = f"I need {target} from {numbers_text}, each number once. "
@@ -136,18 +137,6 @@ def _countdown_solution(example: Example, rng: random.Random) -> str:
     thought += f"{','.join(chain[0])}. That is {target}. Check: {answer} uses {numbers_text} once each."
     return readable(thought, f"{answer}={target}. <answer>{answer}</answer>")
 
-
-def _fold(first: int, ops: list[tuple[str, int]]) -> tuple[list[str], int] | None:
-    """The steps "x op y=z" of a left-to-right chain and its value; None if a step is not a positive
-    integer."""
-    value, steps = first, []
-    for op, y in ops:
-        if (op == "-" and value <= y) or (op == "/" and value % y):
-            return None
-        new = {"+": value + y, "-": value - y, "*": value * y, "/": value // y}[op]
-        steps.append(f"{value}{op}{y}={new}")
-        value = new
-    return steps, value
 
 
 class RuleRewriter:

@@ -24,7 +24,7 @@ import r1kit.judges  # noqa: F401  (registers the `judge` reward)
 from r1kit.config import ConfigError, ZeroConfig
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_run
-from r1kit.models.device import resolve_device
+from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards import check_code_sandbox, check_reward_names
 from r1kit.rollout import HFGenerator, SamplingParams
@@ -89,12 +89,7 @@ def validate(cfg: ZeroConfig) -> None:
     for key, value in {"rollout.top_p": cfg.rollout.top_p, "eval.top_p": cfg.eval.top_p}.items():
         if not 0 < value <= 1:
             raise ConfigError(f"config key {key!r} must be in (0, 1], got {value}")
-    if cfg.model.dtype == "float16":
-        raise ConfigError("model.dtype=float16 needs loss scaling to train, which r1kit does not do: use bfloat16")
-    try:
-        resolve_device(cfg.model.device)
-    except ValueError as e:
-        raise ConfigError(f"model.device: {e}") from None
+    check_trainable(cfg.model)
     _validate_tasks(cfg)
     check_reporting(cfg.logging)
 

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from r1kit.config import ConfigError, SFTConfig
 from r1kit.evaluation.plots import plot_lines
-from r1kit.models.device import resolve_device
+from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.trainers.optim import adamw
 from r1kit.trainers.reporting import check_reporting
@@ -46,12 +46,7 @@ def validate(cfg: SFTConfig) -> None:
         raise ConfigError(f"config key 'eval_fraction' must be in [0, 1), got {cfg.eval_fraction}")
     if cfg.optim.lr <= 0 or any(d.weight <= 0 for d in cfg.data):
         raise ConfigError("optim.lr and every data weight must be > 0")
-    if cfg.model.dtype == "float16":
-        raise ConfigError("model.dtype=float16 needs loss scaling to train, which r1kit does not do: use bfloat16")
-    try:
-        resolve_device(cfg.model.device)
-    except ValueError as e:
-        raise ConfigError(f"model.device: {e}") from None
+    check_trainable(cfg.model)
     check_reporting(cfg.logging)
 
 

@@ -15,6 +15,7 @@ of numbers and same target).
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 from r1kit.types import Example
 
@@ -39,6 +40,25 @@ def _apply(op: str, x: int, y: int) -> int | None:
     if op == "*":
         return x * y
     return x // y if x % y == 0 else None
+
+
+def fold_chain(first: int, ops: Sequence[tuple[str, int]]) -> tuple[list[str], int] | None:
+    """The steps "x op y=z" of a left-to-right chain and its value; None if a step is not a positive
+    integer (the traces only ever show whole-number arithmetic).
+
+    >>> fold_chain(7, [("-", 3), ("*", 12)])
+    (['7-3=4', '4*12=48'], 48)
+    >>> fold_chain(7, [("/", 2)]) is None
+    True
+    """
+    value, steps = first, []
+    for op, y in ops:
+        if (op == "-" and value <= y) or (op == "/" and value % y):
+            return None
+        new = {"+": value + y, "-": value - y, "*": value * y, "/": value // y}[op]
+        steps.append(f"{value}{op}{y}={new}")
+        value = new
+    return steps, value
 
 
 def chain_expression(first: int, steps: list[tuple[str, int]]) -> str:
