@@ -8,6 +8,7 @@ Instruct models get their own chat template with a system message that asks for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 R1_ZERO_TEMPLATE = (
@@ -53,3 +54,10 @@ def render_prompt(question: str, template: TemplateName, tokenizer: Any = None) 
         return str(tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
                                                  add_generation_prompt=True))
     raise ValueError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
+
+
+def encode_prompts(questions: Sequence[str], template: TemplateName, tokenizer: Any) -> list[list[int]]:
+    """The token ids of each question rendered through `template` (no special tokens added: the
+    template holds them). ValueError as `render_prompt`'s."""
+    texts = [render_prompt(q, template, tokenizer) for q in questions]
+    return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]

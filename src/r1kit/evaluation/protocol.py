@@ -38,7 +38,7 @@ from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rewards.language import is_mixed
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.sampling.readability import readability_issues
-from r1kit.templates import render_prompt
+from r1kit.templates import encode_prompts
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.types import Example
 
@@ -97,10 +97,9 @@ def run_eval(cfg: EvalRunConfig, *, progress: Callable[[str], None] | None = Non
     prompts: dict[str, list[list[int]]] = {}
     for name, examples in tasks.items():
         try:
-            texts = [render_prompt(e.prompt, cfg.template, tokenizer) for e in examples]
+            prompts[name] = encode_prompts([e.prompt for e in examples], cfg.template, tokenizer)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        prompts[name] = [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
 

@@ -31,7 +31,7 @@ from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.sampling.cold_start import ModelRewriter, Rewriter, RuleRewriter, solver_completion
 from r1kit.sampling.readability import readability_issues
 from r1kit.tasks import load_task
-from r1kit.templates import render_prompt
+from r1kit.templates import encode_prompts
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.trainers.run_dir import RunDir
 from r1kit.types import Example
@@ -93,8 +93,7 @@ def zero_rows(cfg: ColdStartConfig, tasks: list[str], rewriter: Rewriter) -> tup
     rows, counts = [], Counter[str]()
     for t, name in enumerate(tasks):
         examples = load_task(name, "train", n=cfg.zero_limit, seed=cfg.seed + 31)
-        ids = [list(x) for x in tokenizer([render_prompt(e.prompt, "r1_zero") for e in examples],
-                                          add_special_tokens=False)["input_ids"]]
+        ids = encode_prompts([e.prompt for e in examples], "r1_zero", tokenizer)
         gen = generator.generate(ids, SamplingParams(1.0, 1.0, cfg.max_new_tokens), num_samples=cfg.zero_k,
                                  seed=cfg.seed * 1000 + t)
         texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)

@@ -29,7 +29,7 @@ from r1kit.stages.sample import validate as validate_sample
 from r1kit.stages.sft import run_sft
 from r1kit.stages.sft import validate as validate_sft
 from r1kit.tasks import load_task
-from r1kit.templates import TemplateName, render_prompt
+from r1kit.templates import TemplateName, encode_prompts
 from r1kit.trainers.run_dir import RunDir
 
 
@@ -56,8 +56,7 @@ def heldout_pass1(model_path: str, tasks: list[str], template: TemplateName, *, 
     out, total, n = {}, 0.0, 0
     for name in tasks:
         examples = load_task(name, "test", n=eval_size)
-        ids = [list(x) for x in tokenizer([render_prompt(e.prompt, template, tokenizer) for e in examples],
-                                          add_special_tokens=False)["input_ids"]]
+        ids = encode_prompts([e.prompt for e in examples], template, tokenizer)
         result = evaluate(generator, tokenizer, examples, ids, k=k, params=SamplingParams(0.6, 0.95, 200), seed=seed)
         out[name] = result.pass_at_1
         total, n = total + result.pass_at_1 * len(examples), n + len(examples)

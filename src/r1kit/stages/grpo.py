@@ -29,7 +29,7 @@ from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards import check_code_sandbox, check_reward_names
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.tasks import load_task
-from r1kit.templates import render_prompt
+from r1kit.templates import encode_prompts
 from r1kit.trainers.grpo import (
     make_optimizer,
     make_reference,
@@ -133,8 +133,7 @@ def prepare(cfg: ZeroConfig) -> Prepared:
     tokenizer = load_tokenizer(cfg.model.path)
 
     def encode(examples: list[Example]) -> list[list[int]]:
-        texts = [render_prompt(e.prompt, cfg.task.template, tokenizer) for e in examples]
-        return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return encode_prompts([e.prompt for e in examples], cfg.task.template, tokenizer)
 
     try:
         train_ids, test_ids = encode(train), encode(test)

@@ -28,7 +28,7 @@ from r1kit.rewards import compute_rewards
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.stages.sft import run_sft
 from r1kit.tasks import load_task
-from r1kit.templates import render_prompt
+from r1kit.templates import encode_prompts
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.trainers.run_dir import RunDir
 from r1kit.types import Example
@@ -50,8 +50,7 @@ def _pairs(cfg: JudgeConfig, prompts: dict[str, list[Example]], generator: HFGen
     """(question, gold, completion, rule verdict) of k samples per prompt of every task, balanced."""
     rng, pairs = random.Random(seed), []
     for t, (name, examples) in enumerate(prompts.items()):
-        ids = [list(x) for x in tokenizer([render_prompt(e.prompt, cfg.template, tokenizer) for e in examples],
-                                          add_special_tokens=False)["input_ids"]]
+        ids = encode_prompts([e.prompt for e in examples], cfg.template, tokenizer)
         gen = generator.generate(ids, SamplingParams(1.0, 1.0, cfg.max_new_tokens), num_samples=cfg.k,
                                  seed=seed * 100 + t)
         texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)

@@ -43,7 +43,7 @@ from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.sampling.rejection import Filters, decide
 from r1kit.tasks import TASKS, load_task
-from r1kit.templates import render_prompt
+from r1kit.templates import encode_prompts
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.trainers.run_dir import RunDir
 from r1kit.types import Example
@@ -114,10 +114,9 @@ def run_sample(cfg: SampleConfig, *, progress: bool = True) -> dict[str, Any]:
     context = getattr(tokenizer, "model_max_length", None)
     for name, examples in tasks.items():
         try:
-            texts = [render_prompt(e.prompt, cfg.template, tokenizer) for e in examples]
+            prompts[name] = encode_prompts([e.prompt for e in examples], cfg.template, tokenizer)
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        prompts[name] = [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
         too_long = [i for i, ids in enumerate(prompts[name]) if context and len(ids) + cfg.max_new_tokens > context
                     and context < 10**6]
         if too_long:
