@@ -284,6 +284,49 @@ class SFTConfig:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
+def _rm_optim() -> OptimConfig:
+    return OptimConfig(lr=5e-4, betas=(0.9, 0.95), warmup_steps=5, schedule="cosine", min_lr_ratio=0.1)
+
+
+@dataclass
+class RMConfig:
+    """A reward model (R1-SPEC section 3, stage 4): a scalar head on a base, trained with the
+    Bradley-Terry loss on {prompt, chosen, rejected} pairs; loads with AutoModelForSequenceClassification."""
+
+    out_dir: str = "runs/rm"
+    """The run directory: config, metrics, checkpoints, plots, the reward model. Rerun to resume."""
+    seed: int = 0
+    """Seeds the new head, the held-out split and the data order."""
+    data: list[DataSource] = field(default_factory=lambda: [DataSource("runs/preferences/helpful.jsonl")])
+    """Preference rows {prompt, chosen, rejected} (optional margin), mixed with their weights."""
+    template: Literal["r1", "r1_zero", "chat", "plain"] = "r1"
+    """How a (prompt, response) becomes the scored sequence: `r1` the tokenizer's chat template (as the
+    policy sees it after SFT), `plain` concatenated; stored with the model so its users score alike."""
+    eval_fraction: float = 0.1
+    """Share of every source's pairs held out for the pair accuracy (drawn by seed)."""
+    epochs: int = 2
+    """Passes over the training pairs."""
+    batch_size: int = 32
+    """Pairs per optimizer step; the loss is their mean."""
+    micro_batch_size: int = 0
+    """Pairs per forward pass, gradients accumulated over them; 0: the whole batch at once."""
+    max_length: int = 512
+    """Tokens of a scored sequence; a longer one is cut (and counted in summary.json)."""
+    center_rewards_coefficient: float = 0.0
+    """TRL's reward centring: adds c * (r_chosen + r_rejected)^2 to each pair's loss (0: off; TRL suggests 0.01)."""
+    threads: int = 2
+    """torch CPU threads; 0 leaves torch's default."""
+    eval_every: int = 20
+    """Held-out pair accuracy every this many steps (and at the end); 0: only at the end."""
+    save_every: int = 50
+    """Checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept on disk; resume falls back to an older one when the newest is damaged."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=_rm_optim)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
 @dataclass
 class SampleConfig:
     """Rejection sampling (R1-SPEC section 3, stage 3): k samples per prompt, the correct and readable

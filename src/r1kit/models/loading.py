@@ -6,7 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+)
 from transformers.utils import logging as hf_logging
 
 from r1kit.hub import require_hub
@@ -64,6 +70,34 @@ def load_model(path: str, dtype: str = "float32", device: str | torch.device = "
     except Exception as e:
         raise ModelLoadError(f"cannot load model from {path}: {_first_line(e)}") from None
     model.to(device)  # type: ignore[arg-type]  # transformers types `to` through a decorator
+    return model
+
+
+def load_reward_model(path: str, dtype: str = "float32", device: str | torch.device = "cpu", *,
+                      pad_token_id: int | None = None) -> PreTrainedModel:
+    """The reward model at `path`: `AutoModelForSequenceClassification` with one label. A causal LM
+    (a base to train from) gets a new, randomly initialised scalar head (seed torch first); a model with
+    a head of another size is refused. `pad_token_id` lets its forward find the last real token."""
+    hf_logging.disable_progress_bar()
+    resolved = resolve_model_path(path)
+    try:
+        config = AutoConfig.from_pretrained(resolved)
+    except Exception as e:
+        raise ModelLoadError(f"cannot load model from {path}: {_first_line(e)}") from None
+    if getattr(config, "num_labels", 1) != 1 and any(a.endswith("ForSequenceClassification")
+                                                     for a in config.architectures or []):
+        raise ModelLoadError(f"{path} is a classifier with {config.num_labels} labels; a reward model has one")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "newly initialized: score.weight" is the point when training one
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(resolved, num_labels=1, dtype=DTYPES[dtype])
+    except Exception as e:
+        raise ModelLoadError(f"cannot load {path} as a reward model: {_first_line(e)}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if pad_token_id is not None:
+        model.config.pad_token_id = pad_token_id
+    model.to(device)
     return model
 
 

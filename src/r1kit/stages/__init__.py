@@ -7,6 +7,7 @@ CLI and `r1kit pipeline` read. No class hierarchy: a stage is a typed config and
 | `zero` | `ZeroConfig` | R1-Zero: GRPO from a base model with rule rewards (the tiny recipe's defaults) |
 | `grpo` | `ZeroConfig` | any GRPO stage from a recipe: R1's reasoning RL and all-scenario RL |
 | `sft` | `SFTConfig` | SFT: cold start, rejection-sampling SFT, distillation |
+| `rm` | `RMConfig` | a Bradley-Terry reward model on preference pairs |
 | `sample` | `SampleConfig` | rejection sampling with the paper's filters, writing SFT data |
 | `cold-start` | `ColdStartConfig` | the stage-1 data set (rewritten R1-Zero samples, solver traces) |
 | `distill` | `DistillConfig` | sample a teacher, fine-tune a student on its traces |
@@ -25,6 +26,7 @@ from r1kit.config import (
     DistillConfig,
     EvalRunConfig,
     JudgeConfig,
+    RMConfig,
     SampleConfig,
     SFTConfig,
     ZeroConfig,
@@ -52,6 +54,12 @@ def _run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
     from r1kit.stages.sft import run_sft
 
     return run_sft(cfg, progress=progress)
+
+
+def _run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.rm import run_rm
+
+    return run_rm(cfg, progress=progress)
 
 
 def _run_sample(cfg: SampleConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -97,6 +105,12 @@ def _report_sft(cfg: SFTConfig, summary: dict[str, Any]) -> str:
             f"{summary['steps']} steps in {summary['wall_seconds']:.0f} s; model in {cfg.out_dir}/model")
 
 
+def _report_rm(cfg: RMConfig, summary: dict[str, Any]) -> str:
+    return (f"held-out pair accuracy {summary['accuracy_before']:.3f} -> {summary['accuracy_after']:.3f} "
+            f"(mean margin {summary['margin_after']:.3f}) after {summary['steps']} steps in "
+            f"{summary['wall_seconds']:.0f} s; reward model in {cfg.out_dir}/model")
+
+
 def _report_sample(cfg: SampleConfig, report: dict[str, Any]) -> str:
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items(), key=lambda kv: -kv[1]))
     return (f"kept {report['kept']} of {report['samples']} samples ({100 * report['acceptance']:.1f} %) from "
@@ -133,6 +147,7 @@ STAGES: dict[str, Stage] = {
                   _report_grpo),
     "sft": Stage(SFTConfig, _run_sft, "supervised fine-tuning: cold start, rejection-sampling SFT, distillation",
                  _report_sft),
+    "rm": Stage(RMConfig, _run_rm, "a Bradley-Terry reward model on {prompt, chosen, rejected} pairs", _report_rm),
     "sample": Stage(SampleConfig, _run_sample, "rejection sampling with the paper's filters, written as SFT data",
                     _report_sample),
     "cold-start": Stage(ColdStartConfig, _run_cold_start, "R1's stage-1 data: rewritten R1-Zero samples and "
