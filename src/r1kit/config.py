@@ -186,6 +186,33 @@ class ScoringConfig:
 
 
 @dataclass
+class RewardModelConfig:
+    """A trained reward model used as a reward (`r1kit rm` makes one); its key in `reward_models` is the
+    reward's name in `rewards` and `tasks[].rewards`."""
+
+    path: str = ""
+    """The reward model's directory (`runs/rm-helpful/model`): a sequence-classification model with one label."""
+    apply_to: Literal["summary", "full"] = "summary"
+    """What it reads of a response: `summary`, the text after `</think>` (R1's helpfulness RM), or `full`,
+    the reasoning too (R1's harmlessness RM)."""
+    normalize: bool = True
+    """Standardise scores with the mean and std stored by `r1kit rm` (model/r1kit_reward.json)."""
+    last_steps: int | None = None
+    """Active only in the run's last N steps (R1's stage 4: the last 400 of 1,700), 0 before and logged
+    as reward/<name>/active; None: every step."""
+    batch_size: int = 64
+    """Responses scored per forward pass."""
+
+    def active_at(self, step: int | None, steps: int) -> bool:
+        """Whether the reward counts at `step` (0-based; None: outside training) of a `steps`-step run.
+
+        >>> [RewardModelConfig(path="rm", last_steps=2).active_at(s, 5) for s in range(5)]
+        [False, False, False, True, True]
+        """
+        return self.last_steps is None or step is None or step >= steps - self.last_steps
+
+
+@dataclass
 class LoggingConfig:
     """Where metrics go besides out_dir/metrics.jsonl (TRL's `report_to`)."""
 
@@ -228,6 +255,9 @@ class ZeroConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    reward_models: dict[str, RewardModelConfig] = field(default_factory=dict)
+    """Trained reward models as rewards, by name: {helpful: {path: runs/rm-helpful/model, apply_to:
+    summary}}; weigh them in `rewards` or `tasks[].rewards` under that name. Scored in the trainer's process."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 

@@ -24,6 +24,7 @@ import r1kit.judges  # noqa: F401  (registers the `judge` reward)
 from r1kit.config import ConfigError, ZeroConfig
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_run
+from r1kit.judges.reward_model import register_reward_models
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards import check_code_sandbox, check_reward_names
@@ -100,11 +101,14 @@ def _validate_tasks(cfg: ZeroConfig) -> None:
         raise ConfigError(f"tasks: each task once, got {', '.join(names)}")
     if (cfg.tasks and sum(t.weight for t in cfg.tasks) <= 0) or any(t.weight < 0 for t in cfg.tasks):
         raise ConfigError("tasks: weights must be >= 0 with a positive sum")
+    register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device)
+    in_process = {"judge", *cfg.reward_models}
     try:
         for weights in [cfg.rewards, *(t.rewards for t in cfg.tasks)]:
             check_reward_names(weights)
-            if "judge" in weights and cfg.scoring.workers > 0:
-                raise ValueError("the judge reward runs a model in the trainer's process: set scoring.workers=0")
+            if in_process & set(weights) and cfg.scoring.workers > 0:
+                raise ValueError(f"the {', '.join(sorted(in_process & set(weights)))} reward runs a model in the "
+                                 "trainer's process: set scoring.workers=0")
     except ValueError as e:
         raise ConfigError(str(e)) from None
 

@@ -143,7 +143,7 @@ def collect_rollout(
             texts = tokenizer.batch_decode(part.completion_ids, skip_special_tokens=True)
             repeated = [e for e in examples[a:b] for _ in range(G)]
             counts = part.completion_mask.sum(dim=1).tolist()
-            pending.append(scorer.submit([e.prompt for e in repeated], texts, repeated, counts))
+            pending.append(scorer.submit([e.prompt for e in repeated], texts, repeated, counts, step=step))
             parts.append(part)
         results = [p.result() for p in pending]
     finally:
@@ -178,6 +178,8 @@ def collect_rollout(
         "zero_variance_groups": zero_variance_share(rewards),
         "tokens": float(gen.completion_mask.sum().item()),
     }
+    for name, spec in cfg.reward_models.items():  # a reward model outside its window scores 0: say so
+        metrics[f"reward/{name}/active"] = float(spec.active_at(step, cfg.steps))
     for name in ("accuracy", "format"):
         if name in per_reward:
             metrics[{"accuracy": "accuracy", "format": "format_rate"}[name]] = metrics[f"reward/{name}/mean"]
