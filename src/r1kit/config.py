@@ -342,6 +342,9 @@ class RMConfig:
     """Pairs per forward pass, gradients accumulated over them; 0: the whole batch at once."""
     max_length: int = 512
     """Tokens of a scored sequence; a longer one is cut (and counted in summary.json)."""
+    eval_data: list[DataSource] = field(default_factory=list)
+    """Extra held-out pairs measured at the end (eval/extra/accuracy): e.g. the noise-free
+    runs/preferences/helpful_gold.jsonl that `r1kit preferences` writes."""
     center_rewards_coefficient: float = 0.0
     """TRL's reward centring: adds c * (r_chosen + r_rejected)^2 to each pair's loss (0: off; TRL suggests 0.01)."""
     threads: int = 2
@@ -355,6 +358,31 @@ class RMConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=_rm_optim)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+
+@dataclass
+class PreferencesConfig:
+    """Preference pairs for the reward models in miniature (R1-SPEC section 3, stage 4), labelled by the
+    general tasks' hidden gold rules, with label noise and a spurious feature on purpose."""
+
+    out_dir: str = "runs/preferences"
+    """Where helpful.jsonl, harmless.jsonl, their noise-free *_gold.jsonl, report.json and plots go."""
+    seed: int = 0
+    """Seeds the candidates, the pairing, the flips and the spurious feature."""
+    helpful_tasks: str = "factual_qa,translation,writing,self_cognition,chitchat"
+    """Tasks of the helpfulness pairs (rows hold summaries: the helpfulness RM reads only those)."""
+    harmless_tasks: str = "harmful"
+    """Tasks of the harmlessness pairs (rows hold whole responses, reasoning included)."""
+    pairs_per_prompt: int = 2
+    """Pairs drawn per prompt (fewer when its candidates do not allow them)."""
+    prompts_per_task: int = 120
+    """At most this many prompts of each task (translation alone has 546), so no family dominates."""
+    noise: float = 0.1
+    """Share of training pairs whose labels are flipped."""
+    spurious: float = 0.7
+    """Chance that a chosen response carries the sign-off (the spurious feature: friendly, longer)."""
+    spurious_rejected: float = 0.15
+    """Chance that a rejected response carries it."""
 
 
 @dataclass

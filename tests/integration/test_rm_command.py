@@ -30,7 +30,8 @@ def _write_pairs(path: Path, n: int = 160) -> Path:
 
 def _args(model: Path, data: Path, out: Path) -> list[str]:
     return [f"model.path={model}", f"data={data}", f"out_dir={out}", "epochs=2", "batch_size=16", "max_length=64",
-            "eval_every=3", "save_every=1", "threads=1", "optim.lr=3e-3", "template=plain", "--quiet"]
+            "eval_every=3", "save_every=1", "threads=1", "optim.lr=3e-3", "template=plain", f"eval_data={data}",
+            "--quiet"]
 
 
 def test_rm_learns_loads_as_a_classifier_and_resumes_exactly_after_sigkill(tmp_path, tiny_random_model):
@@ -46,6 +47,7 @@ def test_rm_learns_loads_as_a_classifier_and_resumes_exactly_after_sigkill(tmp_p
     assert summary["steps"] == 2 * 9 and summary["heldout_pairs"] == 16
     assert summary["accuracy_after"] >= 0.9 and summary["margin_after"] > 0
     assert {"reward_mean", "reward_std"} <= set(summary) and summary["reward_std"] > 0
+    assert summary["eval_data_pairs"] == 160 and summary["eval_data_accuracy"] >= 0.9
     assert (straight / "plots" / "accuracy.png").is_file() and (straight / "plots" / "loss.png").is_file()
     info = json.loads((straight / "model" / "r1kit_reward.json").read_text())
     assert info["template"] == "plain" and info["reward_mean"] == summary["reward_mean"]

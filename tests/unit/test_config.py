@@ -106,7 +106,7 @@ def test_every_key_is_documented():
     assert field_docs(ZeroConfig)["keep_checkpoints"].startswith("Newest checkpoints kept on disk")
 
 
-@pytest.mark.parametrize("kind", ["zero", "grpo", "sft", "rm", "sample", "cold-start", "distill", "judge", "eval"])
+@pytest.mark.parametrize("kind", ["zero", "grpo", "sft", "rm", "preferences", "sample", "cold-start", "distill", "judge", "eval"])
 def test_every_stage_prints_a_config_that_reads_back(tmp_path, kind):
     from r1kit.stages import STAGES
 

@@ -8,6 +8,7 @@ CLI and `r1kit pipeline` read. No class hierarchy: a stage is a typed config and
 | `grpo` | `ZeroConfig` | any GRPO stage from a recipe: R1's reasoning RL and all-scenario RL |
 | `sft` | `SFTConfig` | SFT: cold start, rejection-sampling SFT, distillation |
 | `rm` | `RMConfig` | a Bradley-Terry reward model on preference pairs |
+| `preferences` | `PreferencesConfig` | preference pairs labelled by the gold rules, with noise and a spurious feature |
 | `sample` | `SampleConfig` | rejection sampling with the paper's filters, writing SFT data |
 | `cold-start` | `ColdStartConfig` | the stage-1 data set (rewritten R1-Zero samples, solver traces) |
 | `distill` | `DistillConfig` | sample a teacher, fine-tune a student on its traces |
@@ -26,6 +27,7 @@ from r1kit.config import (
     DistillConfig,
     EvalRunConfig,
     JudgeConfig,
+    PreferencesConfig,
     RMConfig,
     SampleConfig,
     SFTConfig,
@@ -60,6 +62,12 @@ def _run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
     from r1kit.stages.rm import run_rm
 
     return run_rm(cfg, progress=progress)
+
+
+def _run_preferences(cfg: PreferencesConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.preferences import run_preferences
+
+    return run_preferences(cfg, progress=progress)
 
 
 def _run_sample(cfg: SampleConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -111,6 +119,12 @@ def _report_rm(cfg: RMConfig, summary: dict[str, Any]) -> str:
             f"{summary['wall_seconds']:.0f} s; reward model in {cfg.out_dir}/model")
 
 
+def _report_preferences(cfg: PreferencesConfig, summary: dict[str, Any]) -> str:
+    return "; ".join(f"{name}: {r['pairs']} pairs ({100 * r['flipped']:.0f} % flipped, sign-off on "
+                     f"{100 * r['chosen_spurious']:.0f} % chosen / {100 * r['rejected_spurious']:.0f} % rejected)"
+                     for name, r in summary.items() if isinstance(r, dict)) + f"; files in {cfg.out_dir}"
+
+
 def _report_sample(cfg: SampleConfig, report: dict[str, Any]) -> str:
     dropped = ", ".join(f"{k} {v}" for k, v in sorted(report["dropped"].items(), key=lambda kv: -kv[1]))
     return (f"kept {report['kept']} of {report['samples']} samples ({100 * report['acceptance']:.1f} %) from "
@@ -148,6 +162,8 @@ STAGES: dict[str, Stage] = {
     "sft": Stage(SFTConfig, _run_sft, "supervised fine-tuning: cold start, rejection-sampling SFT, distillation",
                  _report_sft),
     "rm": Stage(RMConfig, _run_rm, "a Bradley-Terry reward model on {prompt, chosen, rejected} pairs", _report_rm),
+    "preferences": Stage(PreferencesConfig, _run_preferences, "preference pairs for reward models, labelled by the "
+                         "gold rules, with label noise and a spurious feature", _report_preferences),
     "sample": Stage(SampleConfig, _run_sample, "rejection sampling with the paper's filters, written as SFT data",
                     _report_sample),
     "cold-start": Stage(ColdStartConfig, _run_cold_start, "R1's stage-1 data: rewritten R1-Zero samples and "

@@ -81,6 +81,18 @@ def load_pairs(cfg: RMConfig, tokenizer: Any) -> tuple[list[PairExample], list[P
     return train, held, cut
 
 
+def load_eval_data(cfg: RMConfig, tokenizer: Any) -> list[PairExample]:
+    """Every pair of `eval_data` (measured at the end, never trained on); ConfigError names a bad row."""
+    pairs = []
+    for source in cfg.eval_data:
+        try:
+            pairs += [encode_pair(where, row, tokenizer, cfg.template, cfg.max_length)[0]
+                      for where, row in read_rows(source.path, split=source.split)]
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    return pairs
+
+
 def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
     """Reward-model training end to end; returns summary.json's content. Resumes from out_dir's newest
     intact checkpoint."""
@@ -92,6 +104,7 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.model.path)
     try:
         train, held, cut = load_pairs(cfg, tokenizer)
+        extra = load_eval_data(cfg, tokenizer)
     except ValueError as e:  # a template the tokenizer cannot render
         raise ConfigError(str(e)) from None
     b = Batching(batch_size=cfg.batch_size, max_length=cfg.max_length, packing=False)
@@ -141,13 +154,17 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
         rows = log.rows()
     finally:
         run.close()
-    return _finish(cfg, run, model, tokenizer, rows, held or train, len(train), len(held), cut,
-                   time.perf_counter() - started)
+    summary = _finish(cfg, model, tokenizer, rows, held or train, len(train), len(held), cut)
+    if extra:
+        result = evaluate_pairs(model, extra, pad_id=pad, batch_size=cfg.batch_size, dtype=cfg.model.dtype)
+        summary |= {"eval_data_pairs": len(extra), "eval_data_accuracy": result["accuracy"],
+                    "eval_data_margin": result["margin"]}
+    return run.finish(summary | {"wall_seconds": time.perf_counter() - started})
 
 
-def _finish(cfg: RMConfig, run: RunDir, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
-            scored: list[PairExample], n_train: int, n_held: int, cut: int, wall: float) -> dict[str, Any]:
-    """model/ with its reward info, plots and summary.json. The reward mean and std are those of the
+def _finish(cfg: RMConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
+            scored: list[PairExample], n_train: int, n_held: int, cut: int) -> dict[str, Any]:
+    """model/ with its reward info, plots, and summary.json's content. The reward mean and std are those of the
     held-out responses (chosen and rejected; the training ones when nothing is held out)."""
     out = Path(cfg.out_dir)
     final = evaluate_pairs(model, scored, pad_id=tokenizer.pad_token_id, batch_size=cfg.batch_size,
@@ -162,8 +179,7 @@ def _finish(cfg: RMConfig, run: RunDir, model: Any, tokenizer: Any, rows: list[d
     plot_lines(rows, {"loss": "train loss", "eval/loss": "held-out loss"}, out / "plots" / "loss.png",
                title="reward model", ylabel="Bradley-Terry loss")
     evals = [r for r in rows if "eval/accuracy" in r]
-    return run.finish({"steps": rows[-1]["step"], "train_pairs": n_train, "heldout_pairs": n_held,
-                       "pairs_cut_at_max_length": cut,
-                       "accuracy_before": evals[0]["eval/accuracy"], "accuracy_after": evals[-1]["eval/accuracy"],
-                       "margin_after": evals[-1]["eval/margin"], "reward_mean": mean, "reward_std": std,
-                       "wall_seconds": wall})
+    return {"steps": rows[-1]["step"], "train_pairs": n_train, "heldout_pairs": n_held,
+            "pairs_cut_at_max_length": cut, "accuracy_before": evals[0]["eval/accuracy"],
+            "accuracy_after": evals[-1]["eval/accuracy"], "margin_after": evals[-1]["eval/margin"],
+            "reward_mean": mean, "reward_std": std}
