@@ -13,6 +13,7 @@ from r1kit.config import (
     parse_override,
     to_dict,
 )
+from r1kit.stages import STAGES
 
 
 def test_tiny_recipe_equals_the_defaults():
@@ -97,8 +98,6 @@ def test_print_config_yaml_reads_back_to_the_same_config(tmp_path, cls, override
 
 
 def test_every_key_is_documented():
-    from r1kit.stages import STAGES
-
     for cfg in (stage.config() for stage in STAGES.values()):
         lines = config_yaml(cfg).splitlines()[1:]  # after the title comment: one line per key or section
         undocumented = [line for line in lines if not line.partition("  # ")[2].strip()]
@@ -106,10 +105,8 @@ def test_every_key_is_documented():
     assert field_docs(ZeroConfig)["keep_checkpoints"].startswith("Newest checkpoints kept on disk")
 
 
-@pytest.mark.parametrize("kind", ["zero", "grpo", "sft", "rm", "preferences", "sample", "cold-start", "distill", "judge", "eval"])
+@pytest.mark.parametrize("kind", list(STAGES))
 def test_every_stage_prints_a_config_that_reads_back(tmp_path, kind):
-    from r1kit.stages import STAGES
-
     cls = STAGES[kind].config
     path = tmp_path / "recipe.yaml"
     path.write_text(config_yaml(cls()))
