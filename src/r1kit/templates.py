@@ -61,3 +61,13 @@ def encode_prompts(questions: Sequence[str], template: TemplateName, tokenizer: 
     template holds them). ValueError as `render_prompt`'s."""
     texts = [render_prompt(q, template, tokenizer) for q in questions]
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def format_reward_of(template: TemplateName) -> str:
+    """The reward that checks the format a template asks for: R1-Zero's tags for `r1_zero` and `chat`
+    (its system prompt asks for them), R1's `<think>` then a summary for `r1`.
+
+    >>> format_reward_of("r1_zero"), format_reward_of("r1")
+    ('format', 'readable_format')
+    """
+    return "readable_format" if template == "r1" else "format"

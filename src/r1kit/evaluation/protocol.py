@@ -38,7 +38,7 @@ from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rewards.language import is_mixed
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.sampling.readability import readability_issues
-from r1kit.templates import encode_prompts
+from r1kit.templates import encode_prompts, format_reward_of
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.types import Example
 
@@ -177,8 +177,7 @@ def _sample(cfg: EvalRunConfig, name: str, batch: int, generator: HFGenerator, t
     texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
     tokens = gen.completion_mask.sum(dim=1).tolist()
     repeated = [e for e in examples for _ in range(k)]
-    # The format asked for: R1-Zero's tags for r1_zero and chat, R1's <think>-then-summary for r1.
-    fmt = "readable_format" if cfg.template == "r1" else "format"
+    fmt = format_reward_of(cfg.template)
     scored = compute_rewards([e.prompt for e in repeated], texts, repeated, {"accuracy": 1.0, fmt: 1.0},
                              settings=reward_settings(cfg))
     greedy: list[dict[str, Any]] | None = None

@@ -64,15 +64,17 @@ def evaluate(
     k: int,
     params: SamplingParams,
     seed: int,
+    format_reward: str = "format",
 ) -> EvalResult:
-    """Sample k completions for each example's (already templated and tokenized) prompt and score them."""
+    """Sample k completions for each example's (already templated and tokenized) prompt and score them;
+    `format_rate` by `format_reward` (`readable_format` for R1's chat template, `template=r1`)."""
     if not examples:
         raise ValueError("no held-out examples to evaluate")
     gen = generator.generate(prompt_ids, params, num_samples=k, seed=seed)
     texts = tokenizer.batch_decode(gen.completion_ids, skip_special_tokens=True)
     repeated = [e for e in examples for _ in range(k)]
     scored = compute_rewards([e.prompt for e in repeated], texts, repeated,
-                             {"accuracy": 1.0, "format": 1.0, "language_consistency": 1.0})
+                             {"accuracy": 1.0, format_reward: 1.0, "language_consistency": 1.0})
     accuracy = scored.per_reward["accuracy"]
     correct = [[accuracy[p * k + j] > 0 for j in range(k)] for p in range(len(examples))]
     ks = [2**i for i in range(k.bit_length()) if 2**i <= k]
@@ -99,7 +101,7 @@ def evaluate(
         by_task=by_task,
         pass_at_1=sum(accuracy) / len(accuracy),
         pass_at_k={kk: mean_pass_at_k(correct, kk) for kk in ks},
-        format_rate=sum(scored.per_reward["format"]) / len(texts),
+        format_rate=sum(scored.per_reward[format_reward]) / len(texts),
         mean_response_tokens=sum(lengths) / len(lengths),
         n_prompts=len(examples),
         k=k,

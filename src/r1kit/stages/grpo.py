@@ -30,7 +30,7 @@ from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.rewards import check_code_sandbox, check_reward_names
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.tasks import load_task
-from r1kit.templates import encode_prompts
+from r1kit.templates import encode_prompts, format_reward_of
 from r1kit.trainers.grpo import (
     make_optimizer,
     make_reference,
@@ -189,7 +189,7 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
         # One fixed seed for every evaluation: differences between steps come from the policy only.
         result: EvalResult = evaluate(generator, tokenizer, prep.test, prep.test_ids, k=e.samples, params=params,
-                                      seed=step_seed(cfg.seed, 0, 4))
+                                      seed=step_seed(cfg.seed, 0, 4), format_reward=format_reward_of(cfg.task.template))
         return {**result.metrics(), "eval/seconds": time.perf_counter() - t0}
 
     choose: Callable[[int], list[int]] | None = None
