@@ -77,6 +77,23 @@ class TaskMix:
     """Training prompts to draw from (None: the task's default)."""
     eval_size: int | None = None
     """Held-out prompts of this task (None: task.eval_size)."""
+    last_steps: int | None = None
+    """Its prompts enter only in the run's last N steps (R1's stage 4: general prompts in the last 400
+    of 1,700), its weight 0 before; None: every step. Evaluated at every evaluation regardless."""
+
+    def active_at(self, step: int | None, steps: int) -> bool:
+        """Whether the task draws prompts at `step` (0-based) of a `steps`-step run."""
+        return in_last_steps(self.last_steps, step, steps)
+
+
+def in_last_steps(last_steps: int | None, step: int | None, steps: int) -> bool:
+    """True when `step` (0-based; None: outside training) is in a `steps`-step run's last `last_steps`
+    steps, or there is no window.
+
+    >>> [in_last_steps(2, s, 5) for s in range(5)], in_last_steps(None, 0, 5)
+    ([False, False, False, True, True], True)
+    """
+    return last_steps is None or step is None or step >= steps - last_steps
 
 
 @dataclass
@@ -204,12 +221,8 @@ class RewardModelConfig:
     """Responses scored per forward pass."""
 
     def active_at(self, step: int | None, steps: int) -> bool:
-        """Whether the reward counts at `step` (0-based; None: outside training) of a `steps`-step run.
-
-        >>> [RewardModelConfig(path="rm", last_steps=2).active_at(s, 5) for s in range(5)]
-        [False, False, False, True, True]
-        """
-        return self.last_steps is None or step is None or step >= steps - self.last_steps
+        """Whether the reward counts at `step` (0-based) of a `steps`-step run."""
+        return in_last_steps(self.last_steps, step, steps)
 
 
 @dataclass

@@ -84,3 +84,19 @@ def test_a_later_stage_without_the_reward_model_does_not_keep_its_reward(reward_
     assert "stale" in REWARDS
     register_reward_models({}, steps=5)
     assert "stale" not in REWARDS
+
+
+def test_a_task_with_a_window_draws_prompts_only_in_the_last_steps(tmp_path, tiny_random_model, capsys):
+    # R1's stage 4: general prompts join the reasoning ones only in the last steps.
+    out = tmp_path / "run"
+    code = main(["grpo", f"out_dir={out}", f"model.path={tiny_random_model}", "steps=3", "prompts_per_step=4",
+                 "group_size=2", "task.eval_size=2", "eval.samples=2", "eval.every=0", "rollout.max_new_tokens=8",
+                 "eval.max_new_tokens=8", "threads=1",
+                 "tasks=[{name: arithmetic, weight: 1}, {name: factual_qa, weight: 1, last_steps: 1}]", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()][1:]
+    assert ["task/factual_qa/reward" in r for r in rows] == [False, False, True]
+
+    assert main(["grpo", f"out_dir={tmp_path / 'bad'}", f"model.path={tiny_random_model}", "steps=3",
+                 "tasks=[{name: arithmetic, weight: 1, last_steps: 2}]", "--quiet"]) == 2
+    assert "at least one task with a positive weight must have no last_steps window" in capsys.readouterr().err

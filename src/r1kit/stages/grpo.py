@@ -101,6 +101,13 @@ def _validate_tasks(cfg: ZeroConfig) -> None:
         raise ConfigError(f"tasks: each task once, got {', '.join(names)}")
     if (cfg.tasks and sum(t.weight for t in cfg.tasks) <= 0) or any(t.weight < 0 for t in cfg.tasks):
         raise ConfigError("tasks: weights must be >= 0 with a positive sum")
+    for t in cfg.tasks:
+        if t.last_steps is not None and not 0 < t.last_steps <= cfg.steps:
+            raise ConfigError(f"tasks: {t.name}'s last_steps={t.last_steps} must be in [1, steps={cfg.steps}]: "
+                              "the window is longer than the run")
+    if cfg.tasks and sum(t.weight for t in cfg.tasks if t.last_steps is None) <= 0:
+        raise ConfigError("tasks: at least one task with a positive weight must have no last_steps window "
+                          "(every step needs prompts)")
     register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device)
     in_process = {"judge", *cfg.reward_models}
     try:
@@ -195,7 +202,10 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     choose: Callable[[int], list[int]] | None = None
     if len(prep.task_names) > 1:
         def choose(step: int) -> list[int]:
-            return mixed_prompts_for_step(prep.task_sizes, prep.task_weights, step, cfg.prompts_per_step, cfg.seed)
+            # A task with a window (tasks[].last_steps) weighs 0 before it.
+            weights = [w if not cfg.tasks or cfg.tasks[i].active_at(step, cfg.steps) else 0.0
+                       for i, w in enumerate(prep.task_weights)]
+            return mixed_prompts_for_step(prep.task_sizes, weights, step, cfg.prompts_per_step, cfg.seed)
 
     scorer = make_scorer(cfg, task_weights=prep.rewards_by_task if cfg.tasks else None)
     try:
