@@ -63,12 +63,16 @@ def test_gold_pairs_have_no_noise_and_no_spurious_feature():
 def test_the_command_writes_every_file_the_same_way_twice(tmp_path, capsys):
     out = tmp_path / "prefs"
     assert main(["preferences", f"out_dir={out}", "prompts_per_task=20", "--quiet"]) == 0
-    files = ["helpful.jsonl", "harmless.jsonl", "helpful_gold.jsonl", "harmless_gold.jsonl"]
+    files = ["helpful.jsonl", "harmless.jsonl", "helpful_gold.jsonl", "harmless_gold.jsonl", "sft.jsonl"]
     first = {f: (out / f).read_text() for f in files}
     assert all(first.values()) and (out / "plots" / "pairs.png").is_file()
     report = json.loads((out / "summary.json").read_text())
     assert report["helpful"]["pairs"] == len(first["helpful.jsonl"].splitlines())
     assert set(report["helpful"]["by_task"]) == set(HELPFUL_TASKS)
+    sft = [json.loads(line) for line in first["sft.jsonl"].splitlines()]
+    assert report["sft"]["rows"] == len(sft) >= 100
+    assert all(r["messages"][-1]["role"] == "assistant" for r in sft)
+    assert {r["task"] for r in sft} == {*HELPFUL_TASKS, *HARMLESS_TASKS}
     assert main(["preferences", f"out_dir={out}", "prompts_per_task=20", "--quiet"]) == 0
     assert {f: (out / f).read_text() for f in files} == first
 

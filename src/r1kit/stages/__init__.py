@@ -122,7 +122,8 @@ def _report_rm(cfg: RMConfig, summary: dict[str, Any]) -> str:
 def _report_preferences(cfg: PreferencesConfig, summary: dict[str, Any]) -> str:
     return "; ".join(f"{name}: {r['pairs']} pairs ({100 * r['flipped']:.0f} % flipped, sign-off on "
                      f"{100 * r['chosen_spurious']:.0f} % chosen / {100 * r['rejected_spurious']:.0f} % rejected)"
-                     for name, r in summary.items() if isinstance(r, dict)) + f"; files in {cfg.out_dir}"
+                     for name, r in summary.items() if isinstance(r, dict) and "pairs" in r) + (
+        f"; {summary['sft']['rows']} non-reasoning SFT rows; files in {cfg.out_dir}")
 
 
 def _report_sample(cfg: SampleConfig, report: dict[str, Any]) -> str:

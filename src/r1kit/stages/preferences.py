@@ -5,8 +5,10 @@
 Training pairs come from the tasks' train prompts, with `noise` of them flipped and the spurious feature
 on the chosen side with probability `spurious` (`r1kit.sampling.preferences`); the `*_gold.jsonl` files
 hold noise-free pairs of the held-out (test) prompts, the measure of a reward model (`r1kit rm ...
-eval_data=runs/preferences/helpful_gold.jsonl`). Writes helpful.jsonl, harmless.jsonl,
-helpful_gold.jsonl, harmless_gold.jsonl, report.json and plots/pairs.png; idempotent (rerun: same files).
+eval_data=runs/preferences/helpful_gold.jsonl`). Also writes sft.jsonl: the non-reasoning SFT data (one
+gold-good response per train prompt, chat turns) that R1's stage 3 mixes with rejection-sampled
+reasoning. Writes helpful.jsonl, harmless.jsonl, helpful_gold.jsonl, harmless_gold.jsonl, sft.jsonl,
+report.json and plots/pairs.png; idempotent (rerun: same files).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from r1kit.rewards.general import summary
 from r1kit.sampling.preferences import (
     PairSettings,
     candidates_for,
+    good_response,
     harmless,
     helpful,
     pairs_for,
@@ -67,6 +70,21 @@ def _pairs(cfg: PreferencesConfig, tasks: list[str], split: str, kind: str, clea
     return rows
 
 
+def general_sft_rows(tasks: list[str], cfg: PreferencesConfig) -> list[dict[str, Any]]:
+    """R1's non-reasoning SFT data in miniature (the paper has DeepSeek-V3 write it): one gold-good
+    response per train prompt of every general task, as chat turns (`r1kit sft data=.../sft.jsonl`)."""
+    rows = []
+    for t, task in enumerate(tasks):
+        rng = random.Random(f"{cfg.seed}:sft:{t}")
+        for e in load_task(task, "train", seed=cfg.seed)[: cfg.prompts_per_task]:
+            response = good_response(e, rng)
+            gold = harmless if task in ("harmful",) else helpful
+            if gold(e, response):
+                rows.append({"messages": [{"role": "user", "content": e.prompt},
+                                          {"role": "assistant", "content": response}], "task": task})
+    return rows
+
+
 def run_preferences(cfg: PreferencesConfig, *, progress: bool = True) -> dict[str, Any]:
     """Write the pair files; returns summary.json's content."""
     started = time.perf_counter()
@@ -83,6 +101,9 @@ def run_preferences(cfg: PreferencesConfig, *, progress: bool = True) -> dict[st
             rows = _pairs(cfg, tasks, split, kind, clean)
             write_atomic(out / f"{name}.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
             report[name] = summarize_rows(rows)
-    plot_bars({name: r["by_task"] for name, r in report.items()}, out / "plots" / "pairs.png",
+    sft = general_sft_rows(helpful_tasks + harmless_tasks, cfg)
+    write_atomic(out / "sft.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in sft))
+    report["sft"] = {"rows": len(sft)}
+    plot_bars({name: r["by_task"] for name, r in report.items() if "by_task" in r}, out / "plots" / "pairs.png",
               title="preference pairs per task", ylabel="pairs")
     return run.finish({**report, "wall_seconds": time.perf_counter() - started})
