@@ -386,9 +386,9 @@ class PreferencesConfig:
     """Tasks of the helpfulness pairs (rows hold summaries: the helpfulness RM reads only those)."""
     harmless_tasks: str = "harmful"
     """Tasks of the harmlessness pairs (rows hold whole responses, reasoning included)."""
-    pairs_per_prompt: int = 2
+    pairs_per_prompt: int = 3
     """Pairs drawn per prompt (fewer when its candidates do not allow them)."""
-    prompts_per_task: int = 120
+    prompts_per_task: int = 240
     """At most this many prompts of each task (translation alone has 546), so no family dominates."""
     noise: float = 0.1
     """Share of training pairs whose labels are flipped."""

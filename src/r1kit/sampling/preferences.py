@@ -111,7 +111,7 @@ def bad_responses(example: Example, rng: random.Random) -> list[str]:
 
 @dataclass(frozen=True)
 class PairSettings:
-    pairs_per_prompt: int = 2
+    pairs_per_prompt: int = 3
     noise: float = 0.1
     """Share of pairs whose labels are flipped."""
     spurious: float = 0.7
