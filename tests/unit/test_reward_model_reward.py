@@ -100,3 +100,15 @@ def test_a_task_with_a_window_draws_prompts_only_in_the_last_steps(tmp_path, tin
     assert main(["grpo", f"out_dir={tmp_path / 'bad'}", f"model.path={tiny_random_model}", "steps=3",
                  "tasks=[{name: arithmetic, weight: 1, last_steps: 2}]", "--quiet"]) == 2
     assert "at least one task with a positive weight must have no last_steps window" in capsys.readouterr().err
+
+
+def test_the_hacking_plot_draws_proxy_and_gold_against_sqrt_kl(tmp_path):
+    from r1kit.evaluation.plots import plot_hacking
+
+    rows = [{"step": 0, "eval/chitchat/pass@1": 0.8},
+            {"step": 1, "kl": 0.01, "reward/helpful/mean": 0.2, "reward/helpful/active": 1.0},
+            {"step": 2, "kl": 0.04, "reward/helpful/mean": 0.6, "reward/helpful/active": 1.0,
+             "eval/chitchat/pass@1": 0.3}]
+    assert plot_hacking(rows, {"helpful": ["chitchat"]}, tmp_path / "h.png") == tmp_path / "h.png"
+    assert (tmp_path / "h.png").stat().st_size > 0
+    assert plot_hacking(rows, {"harmless": ["harmful"]}, tmp_path / "none.png") is None

@@ -3,6 +3,7 @@ in miniature), with the noisy training-batch values as moving averages behind th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,42 @@ def plot_bars(groups: dict[str, dict[str, float]], path: Path, *, title: str = "
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_hacking(rows: Sequence[dict[str, Any]], golds: dict[str, list[str]], path: Path) -> Path | None:
+    """Reward hacking against the distance travelled (Gao et al. 2023's axis): for each reward model, its
+    proxy reward (`reward/<name>/mean` while active) and the gold of the tasks it scores (the mean of
+    their `eval/<task>/pass@1`) against sqrt(KL to the reference), the reference being the starting
+    policy unless refreshed. `golds`: reward name -> the tasks it scores. None when nothing is logged."""
+    kl = {r["step"]: math.sqrt(max(r["kl"], 0.0)) for r in rows if isinstance(r.get("kl"), float)}
+    kl[0] = 0.0
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=110)
+    drawn = False
+    for (name, tasks), color in zip(golds.items(), _TASK_COLORS * 4, strict=False):
+        proxy = [(kl[r["step"]], r[f"reward/{name}/mean"]) for r in rows
+                 if r.get(f"reward/{name}/active", 1.0) == 1.0 and f"reward/{name}/mean" in r and r["step"] in kl]
+        gold = [(kl[r["step"]], sum(r[f"eval/{t}/pass@1"] for t in tasks) / len(tasks)) for r in rows
+                if r["step"] in kl and all(f"eval/{t}/pass@1" in r for t in tasks)]
+        if proxy:
+            ax.plot([x for x, _ in proxy], [y for _, y in proxy], ".", color=color, alpha=0.5,
+                    label=f"{name}: proxy (RM reward)")
+        if gold:
+            ax.plot([x for x, _ in gold], [y for _, y in gold], "o-", color=color,
+                    label=f"{name}: gold ({', '.join(tasks)})")
+        drawn = drawn or bool(proxy or gold)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_xlabel("sqrt(KL to the reference)")
+    ax.set_ylabel("reward / gold pass@1")
+    ax.set_title("reward hacking: proxy and gold against sqrt(KL)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

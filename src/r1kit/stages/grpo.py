@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 import r1kit.judges  # noqa: F401  (registers the `judge` reward)
 from r1kit.config import ConfigError, ZeroConfig
 from r1kit.evaluation import EvalResult, evaluate
-from r1kit.evaluation.plots import plot_run
+from r1kit.evaluation.plots import plot_hacking, plot_run
 from r1kit.judges.reward_model import register_reward_models
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
@@ -252,6 +252,9 @@ def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: PreTrainedMode
     policy.save_pretrained(out / "model")
     tokenizer.save_pretrained(out / "model")
     plot_run(rows, out / "plots", title=f"GRPO on {', '.join(prep.task_names)}")
+    if cfg.reward_models:  # each reward model's proxy beside the gold of the tasks it scores
+        golds = {name: [t.name for t in cfg.tasks if name in (t.rewards or cfg.rewards)] for name in cfg.reward_models}
+        plot_hacking(rows, {name: tasks for name, tasks in golds.items() if tasks}, out / "plots" / "hacking.png")
 
     def pick(r: dict[str, Any]) -> dict[str, Any]:
         return {k.removeprefix("eval/"): v for k, v in r.items() if k.startswith("eval/") and k != "eval/seconds"}
