@@ -112,3 +112,20 @@ def test_the_hacking_plot_draws_proxy_and_gold_against_sqrt_kl(tmp_path):
     assert plot_hacking(rows, {"helpful": ["chitchat"]}, tmp_path / "h.png") == tmp_path / "h.png"
     assert (tmp_path / "h.png").stat().st_size > 0
     assert plot_hacking(rows, {"harmless": ["harmful"]}, tmp_path / "none.png") is None
+
+
+def test_a_reward_model_that_cannot_load_stops_the_stage_before_any_work(tmp_path, reward_model_dir,
+                                                                        tiny_random_model, capsys):
+    import shutil
+
+    broken = tmp_path / "rm"
+    broken.mkdir()
+    for f in ("config.json", "model.safetensors"):  # no tokenizer files
+        shutil.copy(reward_model_dir / f, broken / f)
+    out = tmp_path / "run"
+    assert main(["grpo", f"out_dir={out}", f"model.path={tiny_random_model}", "steps=2",
+                 "rewards={accuracy: 1.0, helpful: 0.5}", f"reward_models={{helpful: {{path: '{broken}'}}}}",
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("r1kit: error: reward_models.helpful: ") and err.count("\n") == 1
+    assert not out.exists()

@@ -45,9 +45,16 @@ def resolve_model_path(path: str) -> str:
     return path
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model", "spiece.model")
+"""One of these makes a local directory a tokenizer: without them transformers builds an empty one."""
+
+
 def load_tokenizer(path: str) -> Any:
+    resolved = resolve_model_path(path)
+    if Path(resolved).is_dir() and not any((Path(resolved) / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(f"no tokenizer in {path} (none of {', '.join(TOKENIZER_FILES)})")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(path))
+        tokenizer = AutoTokenizer.from_pretrained(resolved)
     except ModelLoadError:
         raise
     except Exception as e:

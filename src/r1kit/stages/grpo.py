@@ -24,6 +24,7 @@ import r1kit.judges  # noqa: F401  (registers the `judge` reward)
 from r1kit.config import ConfigError, ZeroConfig
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_hacking, plot_run
+from r1kit.judges.reward_model import load as load_reward_model_once
 from r1kit.judges.reward_model import register_reward_models
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
@@ -142,6 +143,11 @@ def prepare(cfg: ZeroConfig) -> Prepared:
         sizes.append(len(task_train))
         rewards_by_task.update({e.task: dict(rewards) for e in task_train + task_test})
     tokenizer = load_tokenizer(cfg.model.path)
+    for name, spec in cfg.reward_models.items():  # loaded once, now: a failure is one line, never zeros later
+        try:
+            load_reward_model_once(spec.path, cfg.model.device)
+        except ValueError as e:
+            raise ConfigError(f"reward_models.{name}: {e}") from None
 
     def encode(examples: list[Example]) -> list[list[int]]:
         return encode_prompts([e.prompt for e in examples], cfg.task.template, tokenizer)
