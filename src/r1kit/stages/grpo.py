@@ -40,6 +40,7 @@ from r1kit.trainers.grpo import (
     step_seed,
     train_step,
 )
+from r1kit.trainers.optim import optimizer_state
 from r1kit.trainers.reporting import check_reporting
 from r1kit.trainers.run_dir import RunDir
 from r1kit.types import Example
@@ -238,9 +239,9 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
             bar.set_postfix(reward=f"{row['reward/mean']:.2f}", acc=f"{row.get('accuracy', 0):.2f}",
                             held_out=f"{row.get('eval/pass@1', float('nan')):.2f}")
             if done == cfg.steps or done % cfg.save_every == 0:
-                run.save(done, policy, tokenizer, {
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": done,
-                    "reference": reference.state_dict() if reference is not None else None})
+                state = optimizer_state(optimizer, scheduler, done)
+                state["reference"] = reference.state_dict() if reference is not None else None
+                run.save(done, policy, tokenizer, state)
         bar.close()
     finally:
         scorer.close()

@@ -31,13 +31,13 @@ from r1kit.evaluation.plots import plot_lines
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_reward_model, load_tokenizer
 from r1kit.trainers.checkpoint import write_atomic
-from r1kit.trainers.optim import adamw
+from r1kit.trainers.optim import adamw, optimizer_state
 from r1kit.trainers.pairs import PairExample, encode_pair
 from r1kit.trainers.reporting import check_reporting
 from r1kit.trainers.rm import evaluate_pairs, train_step
 from r1kit.trainers.run_dir import RunDir
 from r1kit.trainers.sft import Batching, batch_of_step, steps_per_epoch
-from r1kit.trainers.sft_data import read_rows, split_rows, weighted
+from r1kit.trainers.sft_data import read_rows, read_sources
 
 REWARD_INFO = "r1kit_reward.json"
 """In a reward model's directory: how it scores (template, max_length) and its reward mean and std."""
@@ -62,20 +62,14 @@ def validate(cfg: RMConfig) -> None:
 
 def load_pairs(cfg: RMConfig, tokenizer: Any) -> tuple[list[PairExample], list[PairExample], int]:
     """(train, held-out, pairs cut at max_length); ConfigError names a bad file or row."""
-    train: list[PairExample] = []
-    held: list[PairExample] = []
-    cut = 0
-    for i, source in enumerate(cfg.data):
-        try:
-            rows = read_rows(source.path, split=source.split)
-            source_train, source_held = split_rows(rows, cfg.eval_fraction, cfg.seed + i)
-            for target, part in ((train, weighted(source_train, source.weight, cfg.seed + i)), (held, source_held)):
-                for where, row in part:
-                    pair, was_cut = encode_pair(where, row, tokenizer, cfg.template, cfg.max_length)
-                    target.append(pair)
-                    cut += was_cut
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    try:
+        train_rows, held_rows = read_sources(cfg.data, cfg.eval_fraction, cfg.seed)
+        train_cut = [encode_pair(w, r, tokenizer, cfg.template, cfg.max_length) for w, r in train_rows]
+        held_cut = [encode_pair(w, r, tokenizer, cfg.template, cfg.max_length) for w, r in held_rows]
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    train, held = [p for p, _ in train_cut], [p for p, _ in held_cut]
+    cut = sum(c for _, c in train_cut + held_cut)
     if not train:
         raise ConfigError("the preference data leaves no training pairs (lower eval_fraction or add data)")
     return train, held, cut
@@ -118,10 +112,7 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)  # the new scalar head
         model = load_reward_model(cfg.model.path, "float32", device, pad_token_id=pad)
     start = resumed[0].step if resumed else 0
-    optimizer, scheduler = adamw(cfg.optim, model, total_steps)
-    if resumed:
-        optimizer.load_state_dict(resumed[1][1]["optimizer"])
-        scheduler.load_state_dict(resumed[1][1]["scheduler"])
+    optimizer, scheduler = adamw(cfg.optim, model, total_steps, resumed[1][1] if resumed else None)
     log = run.begin(start if resumed else None)
 
     def evaluate() -> dict[str, Any]:
@@ -148,8 +139,7 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
             log.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
             if done == total_steps or done % cfg.save_every == 0:
-                run.save(done, model, tokenizer, {"optimizer": optimizer.state_dict(),
-                                                  "scheduler": scheduler.state_dict(), "step": done})
+                run.save(done, model, tokenizer, optimizer_state(optimizer, scheduler, done))
         bar.close()
         rows = log.rows()
     finally:

@@ -26,11 +26,11 @@ from r1kit.config import ConfigError, SFTConfig
 from r1kit.evaluation.plots import plot_lines
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.trainers.optim import adamw
+from r1kit.trainers.optim import adamw, optimizer_state
 from r1kit.trainers.reporting import check_reporting
 from r1kit.trainers.run_dir import RunDir
 from r1kit.trainers.sft import Batching, batch_of_step, eval_loss, steps_per_epoch, train_step
-from r1kit.trainers.sft_data import SFTExample, encode_row, read_rows, split_rows, weighted
+from r1kit.trainers.sft_data import SFTExample, encode_row, read_sources
 
 
 def validate(cfg: SFTConfig) -> None:
@@ -52,17 +52,12 @@ def validate(cfg: SFTConfig) -> None:
 
 def load_data(cfg: SFTConfig, tokenizer: Any) -> tuple[list[SFTExample], list[SFTExample]]:
     """(train, held-out) examples of every source, tokenized; ConfigError names a bad file or row."""
-    train: list[SFTExample] = []
-    held: list[SFTExample] = []
-    for i, source in enumerate(cfg.data):
-        try:
-            rows = read_rows(source.path, split=source.split)
-            source_train, source_held = split_rows(rows, cfg.eval_fraction, cfg.seed + i)
-            train += [encode_row(w, r, tokenizer, cfg.max_length)
-                      for w, r in weighted(source_train, source.weight, cfg.seed + i)]
-            held += [encode_row(w, r, tokenizer, cfg.max_length) for w, r in source_held]
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
+    try:
+        train_rows, held_rows = read_sources(cfg.data, cfg.eval_fraction, cfg.seed)
+        train = [encode_row(w, r, tokenizer, cfg.max_length) for w, r in train_rows]
+        held = [encode_row(w, r, tokenizer, cfg.max_length) for w, r in held_rows]
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     if not train:
         raise ConfigError("the SFT data leaves no training rows (lower eval_fraction or add data)")
     return train, held[: cfg.eval_max_rows]
@@ -90,10 +85,7 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
     resumed = run.resume(lambda c: (load_model(str(c.policy_dir), "float32", device), c.load_state()))
     model = resumed[1][0] if resumed else load_model(cfg.model.path, "float32", device)
     start = resumed[0].step if resumed else 0
-    optimizer, scheduler = adamw(cfg.optim, model, total_steps)
-    if resumed:
-        optimizer.load_state_dict(resumed[1][1]["optimizer"])
-        scheduler.load_state_dict(resumed[1][1]["scheduler"])
+    optimizer, scheduler = adamw(cfg.optim, model, total_steps, resumed[1][1] if resumed else None)
 
     log = run.begin(start if resumed else None)
     pad = tokenizer.pad_token_id
@@ -120,8 +112,7 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
             log.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", eval_loss=f"{row.get('eval/loss', math.nan):.3f}")
             if done == total_steps or done % cfg.save_every == 0:
-                run.save(done, model, tokenizer, {"optimizer": optimizer.state_dict(),
-                                                  "scheduler": scheduler.state_dict(), "step": done})
+                run.save(done, model, tokenizer, optimizer_state(optimizer, scheduler, done))
         bar.close()
         rows = log.rows()
     finally:

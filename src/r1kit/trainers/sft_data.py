@@ -72,6 +72,24 @@ def split_rows(rows: Sequence[tuple[str, dict[str, Any]]], eval_fraction: float,
     return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
 
 
+Row = tuple[str, dict[str, Any]]
+"""(where, row): file:line (or hub id[index]) and the row."""
+
+
+def read_sources(sources: Sequence[Any], eval_fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
+    """(train, held-out) rows of every source (`DataSource`: path, split, weight): a seeded
+    `eval_fraction` of each held out, the training rest repeated by the source's weight. ValueError
+    names a missing or bad file."""
+    train: list[Row] = []
+    held: list[Row] = []
+    for i, source in enumerate(sources):
+        rows = read_rows(source.path, split=source.split)
+        source_train, source_held = split_rows(rows, eval_fraction, seed + i)
+        train += weighted(source_train, source.weight, seed + i)
+        held += source_held
+    return train, held
+
+
 def weighted(rows: Sequence[tuple[str, dict[str, Any]]], weight: float, seed: int) -> list[tuple[str, dict[str, Any]]]:
     """Each row int(weight) times, plus a seeded share of the rows for the fractional part."""
     whole, part = int(weight), weight - int(weight)
