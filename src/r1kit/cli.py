@@ -7,6 +7,8 @@
   r1kit grpo --config recipes/tiny/r1-stage2.yaml
   r1kit sft model.path=embedded data=runs/cold/data.jsonl out_dir=runs/dev1 epochs=2
   r1kit eval model=embedded tasks=arithmetic,gsm8k k=8 data_dir=../shared/data limit=64
+  r1kit pipeline                               the whole paper in miniature (recipes/tiny/r1.yaml), Table 2 and 6
+  r1kit pipeline out_dir=runs/r1 stages=dev1,dev2    a subset; earlier stages' outputs are reused
   r1kit setup-sandbox                          install bubblewrap if missing; check the code sandbox
 
 Bad input stops before any work with one line on stderr and exit status 2.
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"r1kit: error: {e}", file=sys.stderr)
         return 2
     print(stage.report(cfg, summary))
-    if args.command != "eval":
+    if args.command not in ("eval", "pipeline"):
         print(json.dumps(summary))
     return 0
 

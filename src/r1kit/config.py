@@ -271,6 +271,10 @@ class ZeroConfig:
     reward_models: dict[str, RewardModelConfig] = field(default_factory=dict)
     """Trained reward models as rewards, by name: {helpful: {path: runs/rm-helpful/model, apply_to:
     summary}}; weigh them in `rewards` or `tasks[].rewards` under that name. Scored in the trainer's process."""
+    max_wall_seconds: float | None = None
+    """Stop early, with a final evaluation and checkpoint, once the run's steps and evaluations have
+    taken this many seconds (summed over resumed invocations, from metrics.jsonl); None: run all `steps`.
+    `r1kit pipeline` gives the RL student the distillation's wall time (Table 6's comparison)."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
@@ -609,6 +613,81 @@ class EvalRunConfig:
     """auto (cuda when available, else cpu), cpu, cuda, cuda:N."""
 
 
+@dataclass
+class PipelineEvalConfig:
+    """How `r1kit pipeline` evaluates every model: the `r1kit eval` protocol on held-out prompts, in English
+    and Chinese, for reasoning (Table 2's AIME column) and for the general tasks' gold rules."""
+
+    k: int = 4
+    """Samples per prompt (pass@1 is their mean correctness)."""
+    reasoning_tasks: str = "arithmetic,arithmetic_zh"
+    """Reasoning benchmarks, both languages; `reasoning_pass@1` is the mean over them."""
+    reasoning_limit: int = 128
+    """Held-out prompts per reasoning task."""
+    helpful_tasks: str = "factual_qa,writing,translation,chitchat,self_cognition"
+    """General tasks whose gold rule is helpfulness (`helpfulness`: the mean of their pass@1)."""
+    harmless_tasks: str = "harmful"
+    """General tasks whose gold rule is harmlessness (`harmlessness`: the mean of their pass@1)."""
+    general_limit: int = 48
+    """Held-out prompts per general task (fewer where a task has fewer)."""
+    max_new_tokens: int = 160
+    """Completion budget."""
+    temperature: float = 0.6
+    """The paper's evaluation temperature."""
+    top_p: float = 0.95
+    """The paper's evaluation top-p."""
+
+
+@dataclass
+class PipelineConfig:
+    """`r1kit pipeline`: the whole paper in miniature (R1-SPEC sections 1-4): R1-Zero, the four stages of
+    R1, the reward models, distillation against RL on a student, every model evaluated alike, and
+    Table 2 and Table 6 written beside the paper's numbers. Each stage section holds settings of that
+    stage's own command on top of the pipeline's defaults (`r1kit.stages.pipeline.DEFAULTS`); the paths
+    that wire one stage to the next are set by the pipeline."""
+
+    out_dir: str = "runs/r1"
+    """Stages run in out_dir/NN-name/; table.md, table.json and report.html are written here."""
+    stages: str = "all"
+    """`all` or comma-separated stage names (zero, cold_start, dev1, dev2, rs, dev3, rm, r1, distill,
+    student_rl, and the ablations dev2_nolang, r1_all_steps); earlier stages' outputs are reused."""
+    ablations: bool = False
+    """Also run the language-reward ablation (dev2_nolang) and the RMs-for-all-steps ablation (r1_all_steps)."""
+    seeds: int = 1
+    """Repeat the whole run with seeds seed, seed+1, ... (in out_dir/seed-N/) and report mean and range."""
+    seed: int = 0
+    """The first seed; every stage's own seed is set to it."""
+    student_rl_matches_distill: bool = True
+    """Give student_rl the distillation stage's wall time (max_wall_seconds); false: its steps alone."""
+    eval: PipelineEvalConfig = field(default_factory=PipelineEvalConfig)
+    zero: dict[str, Any] = field(default_factory=dict)
+    """`r1kit zero` settings for R1-Zero on the embedded base, e.g. {steps: 40}."""
+    cold_start: dict[str, Any] = field(default_factory=dict)
+    """`r1kit cold-start` settings (the stage-1 data from R1-Zero's samples and the solver)."""
+    dev1: dict[str, Any] = field(default_factory=dict)
+    """`r1kit sft` settings for Dev1: the base on the cold-start data."""
+    dev2: dict[str, Any] = field(default_factory=dict)
+    """`r1kit grpo` settings for Dev2: reasoning RL from Dev1 with the language-consistency reward."""
+    rs: dict[str, Any] = field(default_factory=dict)
+    """`r1kit sample` settings for rejection sampling from Dev2 (the non-reasoning data: `preferences`)."""
+    preferences: dict[str, Any] = field(default_factory=dict)
+    """`r1kit preferences` settings: the non-reasoning SFT rows and the preference pairs (part of `rs`)."""
+    dev3: dict[str, Any] = field(default_factory=dict)
+    """`r1kit sft` settings for Dev3: the base on the rejection-sampled and non-reasoning data."""
+    rm: dict[str, Any] = field(default_factory=dict)
+    """`r1kit rm` settings for both reward models (helpful and harmless)."""
+    r1: dict[str, Any] = field(default_factory=dict)
+    """`r1kit grpo` settings for R1: all-scenario RL from Dev3 with the reward models in the last steps."""
+    distill: dict[str, Any] = field(default_factory=dict)
+    """`r1kit distill` settings: the student on R1's traces."""
+    student_rl: dict[str, Any] = field(default_factory=dict)
+    """`r1kit zero` settings for R1-Zero on the student."""
+    dev2_nolang: dict[str, Any] = field(default_factory=dict)
+    """Ablation: Dev2's settings on top of `dev2`'s, without the language reward by default."""
+    r1_all_steps: dict[str, Any] = field(default_factory=dict)
+    """Ablation: R1's settings on top of `r1`'s, with general prompts and reward models for all steps."""
+
+
 C = TypeVar("C")
 
 
@@ -630,6 +709,11 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         key, value = parse_override(item)
         _set_dotted(raw, key, value)
     return _build(cls, raw, prefix="")
+
+
+def build_config(cls: type[C], raw: dict[str, Any], prefix: str = "") -> C:
+    """`cls` from a nested mapping (as a recipe holds it); errors name keys under `prefix` (e.g. `dev2.`)."""
+    return _build(cls, raw, prefix=prefix)
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -678,6 +762,8 @@ def _coerce(value: Any, tp: Any, name: str, section: Any = None) -> Any:
     `section` holds the defaults of a dataclass-typed value."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if tp is Any:  # a stage's settings inside `r1kit pipeline`: checked when that stage's config is built
+        return value
     if dataclasses.is_dataclass(tp):
         if isinstance(value, str) and dataclasses.fields(tp)[0].name == "path":
             value = {"path": value}  # a bare path stands for a section with only its path set

@@ -159,3 +159,31 @@ def plot_hacking(rows: Sequence[dict[str, Any]], golds: dict[str, list[str]], pa
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_ablation(runs: dict[str, Sequence[dict[str, Any]]], panels: dict[str, str], path: Path, *,
+                  title: str = "") -> Path | None:
+    """One panel per metric (`panels`: metrics.jsonl key -> label), one line per run (`runs`: label ->
+    rows), over training steps: e.g. the language-reward ablation (Supp. Fig. 4). None when nothing is logged."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), dpi=110, squeeze=False)
+    drawn = False
+    for ax, (key, label) in zip(axes[0], panels.items(), strict=True):
+        for (name, rows), color in zip(runs.items(), _TASK_COLORS * 4, strict=False):
+            points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), int | float)]
+            if points:
+                ax.plot([s for s, _ in points], [v for _, v in points], "o-", color=color, label=name)
+                drawn = True
+        ax.set_xlabel("step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -14,6 +14,7 @@ CLI and `r1kit pipeline` read. No class hierarchy: a stage is a typed config and
 | `distill` | `DistillConfig` | sample a teacher, fine-tune a student on its traces |
 | `judge` | `JudgeConfig` | train a small generative judge on rule-labelled pairs, measure its agreement |
 | `eval` | `EvalRunConfig` | the paper's evaluation protocol |
+| `pipeline` | `PipelineConfig` | every stage above in R1's order, Table 2 and Table 6 in miniature |
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from r1kit.config import (
     DistillConfig,
     EvalRunConfig,
     JudgeConfig,
+    PipelineConfig,
     PreferencesConfig,
     RMConfig,
     SampleConfig,
@@ -102,6 +104,21 @@ def _run_eval(cfg: EvalRunConfig, *, progress: bool = True) -> dict[str, Any]:
     return run_eval(cfg, progress=(lambda line: print(f"r1kit eval: {line}", file=sys.stderr)) if progress else None)
 
 
+def _run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.pipeline import run_pipeline
+
+    return run_pipeline(cfg, progress=progress)
+
+
+def _report_pipeline(cfg: PipelineConfig, summary: dict[str, Any]) -> str:
+    from pathlib import Path
+
+    times = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in summary["seconds"].items())
+    return ((Path(cfg.out_dir) / "table.md").read_text() +
+            f"\nstage times: {times}; total {summary['total_seconds'] / 60:.1f} min\n"
+            f"table.md, table.json and report.html in {cfg.out_dir}")
+
+
 def _report_grpo(cfg: ZeroConfig, summary: dict[str, Any]) -> str:
     before, after = summary["before"]["pass@1"], summary["after"]["pass@1"]
     return (f"held-out pass@1 {before:.3f} -> {after:.3f} ({100 * (after - before):+.1f} points) "
@@ -172,6 +189,8 @@ STAGES: dict[str, Stage] = {
     "distill": Stage(DistillConfig, _run_distill, "sample a teacher, fine-tune a student on its traces",
                      _report_distill),
     "judge": Stage(JudgeConfig, _run_judge, "train a small generative judge and measure its agreement", _report_judge),
+    "pipeline": Stage(PipelineConfig, _run_pipeline, "the whole R1 system in miniature: R1-Zero, R1's four stages, "
+                      "reward models, distillation; Table 2 and Table 6", _report_pipeline),
     "eval": Stage(EvalRunConfig, _run_eval, "the paper's evaluation protocol: pass@1 over k samples, cons@k, pass@k",
                   _report_eval),
 }

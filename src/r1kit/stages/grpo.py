@@ -28,7 +28,7 @@ from r1kit.judges.reward_model import load as load_reward_model_once
 from r1kit.judges.reward_model import register_reward_models
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.rewards import check_code_sandbox, check_reward_names
+from r1kit.rewards import REWARDS, check_code_sandbox, check_reward_names
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.tasks import load_task
 from r1kit.templates import encode_prompts, format_reward_of
@@ -204,7 +204,7 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
         # One fixed seed for every evaluation: differences between steps come from the policy only.
         result: EvalResult = evaluate(generator, tokenizer, prep.test, prep.test_ids, k=e.samples, params=params,
                                       seed=step_seed(cfg.seed, 0, 4), format_reward=format_reward_of(cfg.task.template))
-        return {**result.metrics(), "eval/seconds": time.perf_counter() - t0}
+        return {**result.metrics(), **proxy_rewards(cfg, prep, result), "eval/seconds": time.perf_counter() - t0}
 
     choose: Callable[[int], list[int]] | None = None
     if len(prep.task_names) > 1:
@@ -228,25 +228,48 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                    desc=f"r1kit {'zero' if not cfg.tasks else 'grpo'}", unit="step", dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
+        used = sum(r.get("step_seconds", 0.0) + r.get("eval/seconds", 0.0) for r in log.rows())
         for step in bar:
+            if cfg.max_wall_seconds is not None and used >= cfg.max_wall_seconds:
+                break  # an earlier invocation stopped here on time (its last row has the final evaluation)
             row: dict[str, Any] = {"step": step + 1}
             row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
                                   prep.train, prep.train_ids, scorer=scorer, choose=choose))
             done = step + 1
-            if done == cfg.steps or (cfg.eval.every and done % cfg.eval.every == 0):
+            used += row["step_seconds"]
+            last = done == cfg.steps or (cfg.max_wall_seconds is not None and used >= cfg.max_wall_seconds)
+            if last or (cfg.eval.every and done % cfg.eval.every == 0):
                 row.update(held_out(done))
+                used += row["eval/seconds"]
             log.append(row)
             bar.set_postfix(reward=f"{row['reward/mean']:.2f}", acc=f"{row.get('accuracy', 0):.2f}",
                             held_out=f"{row.get('eval/pass@1', float('nan')):.2f}")
-            if done == cfg.steps or done % cfg.save_every == 0:
+            if last or done % cfg.save_every == 0:
                 state = optimizer_state(optimizer, scheduler, done)
                 state["reference"] = reference.state_dict() if reference is not None else None
                 run.save(done, policy, tokenizer, state)
+            if last:
+                break
         bar.close()
     finally:
         scorer.close()
         run.close()
     return _finish(cfg, run, prep, policy, tokenizer, time.perf_counter() - started)
+
+
+def proxy_rewards(cfg: ZeroConfig, prep: Prepared, result: EvalResult) -> dict[str, float]:
+    """`eval/rm/<name>`: each reward model's score (normalised as in training, whatever its window) of the
+    held-out completions of the tasks it scores: the proxy beside their gold pass@1 (Gao et al.'s plot)."""
+    out = {}
+    for name in cfg.reward_models:
+        scored = [p for p, e in enumerate(prep.test) if name in prep.rewards_by_task.get(e.task, {})]
+        if not scored:
+            continue
+        prompts = [prep.test[p].prompt for p in scored for _ in result.completions[p]]
+        completions = [c for p in scored for c in result.completions[p]]
+        scores = REWARDS[name](prompts, completions, step=None)
+        out[f"eval/rm/{name}"] = sum(scores) / len(scores)
+    return out
 
 
 def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: PreTrainedModel, tokenizer: Any,
@@ -266,7 +289,9 @@ def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: PreTrainedMode
     def pick(r: dict[str, Any]) -> dict[str, Any]:
         return {k.removeprefix("eval/"): v for k, v in r.items() if k.startswith("eval/") and k != "eval/seconds"}
 
-    return run.finish({"before": pick(evals[0]), "after": pick(evals[-1]), "steps": cfg.steps, "wall_seconds": wall,
+    train_seconds = sum(r.get("step_seconds", 0.0) + r.get("eval/seconds", 0.0) for r in rows)
+    return run.finish({"before": pick(evals[0]), "after": pick(evals[-1]), "steps": rows[-1]["step"],
+                       "wall_seconds": wall, "train_seconds": train_seconds,
                        "tasks": prep.task_names,
                        "eval": {"n_prompts": len(prep.test), "k": cfg.eval.samples,
                                 "temperature": cfg.eval.temperature, "top_p": cfg.eval.top_p}})
