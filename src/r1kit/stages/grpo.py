@@ -97,16 +97,22 @@ def validate(cfg: ZeroConfig) -> None:
     check_reporting(cfg.logging)
 
 
+def check_windows(cfg: ZeroConfig) -> None:
+    """ConfigError for a task or reward-model window (`last_steps`) longer than the run."""
+    windows = [(f"tasks: {t.name}'s last_steps", t.last_steps) for t in cfg.tasks]
+    windows += [(f"reward_models.{name}.last_steps", spec.last_steps) for name, spec in cfg.reward_models.items()]
+    for what, last in windows:
+        if last is not None and not 0 < last <= cfg.steps:
+            raise ConfigError(f"{what}={last} must be in [1, steps={cfg.steps}]: the window is longer than the run")
+
+
 def _validate_tasks(cfg: ZeroConfig) -> None:
     names = [t.name for t in cfg.tasks]
     if len(set(names)) != len(names):
         raise ConfigError(f"tasks: each task once, got {', '.join(names)}")
     if (cfg.tasks and sum(t.weight for t in cfg.tasks) <= 0) or any(t.weight < 0 for t in cfg.tasks):
         raise ConfigError("tasks: weights must be >= 0 with a positive sum")
-    for t in cfg.tasks:
-        if t.last_steps is not None and not 0 < t.last_steps <= cfg.steps:
-            raise ConfigError(f"tasks: {t.name}'s last_steps={t.last_steps} must be in [1, steps={cfg.steps}]: "
-                              "the window is longer than the run")
+    check_windows(cfg)
     if cfg.tasks and sum(t.weight for t in cfg.tasks if t.last_steps is None) <= 0:
         raise ConfigError("tasks: at least one task with a positive weight must have no last_steps window "
                           "(every step needs prompts)")

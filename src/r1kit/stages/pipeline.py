@@ -84,12 +84,16 @@ class Plan:
     evals: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
+REPLACED = ("rewards",)
+"""Mappings that are one value, replaced whole by a section (a reward left out is a reward dropped)."""
+
+
 def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """`top` over `base`, mappings merged key by key (lists and values replaced)."""
+    """`top` over `base`, config sections merged key by key; lists, values and `REPLACED` maps replaced."""
     out = copy.deepcopy(dict(base))
     for key, value in top.items():
-        out[key] = merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) else \
-            copy.deepcopy(value)
+        deep = isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and key not in REPLACED
+        out[key] = merge(out[key], value) if deep else copy.deepcopy(value)
     return out
 
 
@@ -246,8 +250,12 @@ def run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any
 def _check_inputs(cfg: PipelineConfig, names: list[str], root: Path, seed: int) -> None:
     """Before any work: every stage's config builds, and every stage's inputs are finished or run first."""
     records = {n: r for n in ORDER if (r := _record(stage_dir(root, n))) is not None}
+    from r1kit.stages.grpo import check_windows
+
     for name in names:
-        plan(cfg, name, root, seed, records)  # config errors now, one line, naming the section
+        for command, run_cfg in plan(cfg, name, root, seed, records).runs:  # config errors now, in one line
+            if command in ("zero", "grpo"):
+                check_windows(run_cfg)
         for need in NEEDS[name]:
             if need not in names and need not in records:
                 raise ConfigError(f"stage {name} needs {WHAT[need]}, which {stage_dir(root, need)} does not hold "
