@@ -62,7 +62,7 @@ def test_plan_wires_each_stage_to_the_earlier_outputs(tmp_path):
     fixed = PipelineConfig(student_rl_matches_distill=False)
     assert pipeline.plan(fixed, "student_rl", tmp_path, 0, {"distill": {"train_seconds": 9.0}}).runs[0][1] \
         .max_wall_seconds is None
-    with pytest.raises(ConfigError, match="dev1.data is set by the pipeline"):
+    with pytest.raises(ConfigError, match=r"dev1\.data is set by the pipeline"):
         pipeline.plan(PipelineConfig(dev1={"data": "x.jsonl"}), "dev1", tmp_path, 0, {})
 
 
