@@ -73,7 +73,7 @@ def test_pipeline_runs_every_stage_and_resumes_after_sigkill_to_the_same_table(t
     # Killed in Dev2's RL (after its first step) and in R1's evaluation (after a batch of samples).
     _kill_when(killed, lambda: _lines(killed / "04-dev2" / "metrics.jsonl") >= 2)
     assert not (killed / "04-dev2" / "stage.json").exists()
-    _kill_when(killed, lambda: _lines(killed / "08-r1" / "eval-r1" / "general" / "samples.jsonl") >= 1)
+    _kill_when(killed, lambda: _lines(killed / "08-r1" / "eval-r1" / "chitchat" / "samples.jsonl") >= 1)
     assert not (killed / "08-r1" / "stage.json").exists()
     resumed = _run(killed)
     assert resumed.returncode == 0, resumed.stderr
@@ -101,3 +101,24 @@ def test_bad_input_stops_before_any_work(tmp_path, extra, message):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert not out.exists()
+
+
+def test_grpo_stops_on_its_wall_time_budget_and_a_rerun_stays_stopped(tmp_path):
+    # Table 6's RL student gets the distillation's wall time: max_wall_seconds counts the steps and
+    # evaluations in metrics.jsonl (over resumed invocations), and ends with a final evaluation.
+    from r1kit.config import ZeroConfig, load_config
+    from r1kit.stages.grpo import run_grpo
+
+    args = ["steps=4", "prompts_per_step=2", "group_size=2", "task.eval_size=4", "eval.samples=2", "eval.every=0",
+            "save_every=1", "threads=1"]
+    cfg = load_config(ZeroConfig, None, [*args, f"out_dir={tmp_path / 'a'}"])
+    full = run_grpo(cfg, progress=False)
+    assert full["steps"] == 4 and full["train_seconds"] > 0
+    # A budget the initial evaluation already spends: no step is taken, and a rerun takes none either.
+    one = load_config(ZeroConfig, None, [*args, f"out_dir={tmp_path / 'b'}", "max_wall_seconds=1e-9"])
+    stopped = run_grpo(one, progress=False)
+    assert stopped["steps"] == 0 and stopped["after"] == stopped["before"]
+    again = run_grpo(one, progress=False)
+    assert again["steps"] == 0 and again["after"] == stopped["after"]
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0]

@@ -303,21 +303,24 @@ def _train_seconds(name: str, summaries: list[dict[str, Any]]) -> float | None:
 def evaluate_model(model: str, template: str, out: Path, cfg: PipelineConfig, seed: int, *,
                    progress: bool) -> dict[str, float]:
     """M for one model: `r1kit eval` on the reasoning and the general tasks (resumable), then the measures."""
+    from r1kit.evaluation.benchmarks import load_benchmark
     from r1kit.evaluation.protocol import run_eval
     from r1kit.models.loading import load_tokenizer
 
     e = cfg.eval
     helpful = [t.strip() for t in e.helpful_tasks.split(",") if t.strip()]
     harmless = [t.strip() for t in e.harmless_tasks.split(",") if t.strip()]
-    rows = {}
-    for part, tasks, limit in (("reasoning", e.reasoning_tasks, e.reasoning_limit),
-                               ("general", ",".join(helpful + harmless), e.general_limit)):
-        run_cfg = EvalRunConfig(model=model, tasks=tasks, k=e.k, temperature=e.temperature, top_p=e.top_p,
-                                max_new_tokens=e.max_new_tokens, template=template, limit=limit,  # type: ignore[arg-type]
-                                out_dir=str(out / part), seed=seed)
+    reasoning = [t.strip() for t in e.reasoning_tasks.split(",") if t.strip()]
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {"reasoning": {}, "general": {}}
+    # One evaluation per task: a general task with fewer held-out prompts than the limit gives all it has.
+    for part, task, limit in [*(("reasoning", t, e.reasoning_limit) for t in reasoning),
+                              *(("general", t, e.general_limit) for t in helpful + harmless)]:
+        run_cfg = EvalRunConfig(model=model, tasks=task, k=e.k, temperature=e.temperature, top_p=e.top_p,
+                                max_new_tokens=e.max_new_tokens, template=template,  # type: ignore[arg-type]
+                                limit=min(limit, len(load_benchmark(task))), out_dir=str(out / task), seed=seed)
         log = (lambda line: _say(f"eval {out.name}: {line}")) if progress else None
         run_eval(run_cfg, progress=log)
-        rows[part] = read_samples(out / part / "samples.jsonl")
+        rows[part].update(read_samples(out / task / "samples.jsonl"))
     tokenizer = load_tokenizer(model)
     return tables.model_metrics(rows["reasoning"], rows["general"], helpful_tasks=helpful, harmless_tasks=harmless,
                                 count_tokens=lambda s: len(tokenizer(s, add_special_tokens=False)["input_ids"]))
