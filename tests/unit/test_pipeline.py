@@ -150,3 +150,18 @@ def test_print_config_round_trips(tmp_path, capsys):
     cfg = load_config(PipelineConfig, tmp_path / "r.yaml")
     assert cfg.dev2 == {"steps": 9} and cfg.eval.k == 2
     assert json.loads(json.dumps(cfg.dev2)) == {"steps": 9}
+
+
+def test_eval_rows_with_unicode_line_separators_survive_resume_and_reading(tmp_path):
+    # A model may write U+2028 or U+0085, which json.dumps(ensure_ascii=False) leaves raw; a reader that
+    # splits with str.splitlines cut such a row (the pipeline's first full run stopped on one).
+    from r1kit.config import EvalRunConfig
+    from r1kit.evaluation.protocol import _resume
+
+    cfg = EvalRunConfig(out_dir=str(tmp_path))
+    row = {"task": "t", "index": 0, "completions": ["a\u2028b\x85c"], "correct": [1]}
+    _resume(tmp_path, cfg)
+    (tmp_path / "samples.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert _resume(tmp_path, cfg)[("t", 0)] == row
+    assert json.loads((tmp_path / "samples.jsonl").read_text(encoding="utf-8")) == row
+    assert pipeline.read_samples(tmp_path / "samples.jsonl") == {"t": [row]}

@@ -38,6 +38,7 @@ from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rewards.language import is_mixed
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.sampling.readability import readability_issues
+from r1kit.tasks.files import jsonl_lines
 from r1kit.templates import encode_prompts, format_reward_of
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.types import Example
@@ -151,7 +152,7 @@ def _resume(out: Path, cfg: EvalRunConfig) -> dict[tuple[str, int], dict[str, An
     done: dict[tuple[str, int], dict[str, Any]] = {}
     path = out / "samples.jsonl"
     if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = jsonl_lines(path.read_text(encoding="utf-8"), keepends=True)
         good = []
         for line in lines:
             try:

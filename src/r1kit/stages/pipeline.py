@@ -26,7 +26,10 @@ from typing import Any
 
 from r1kit.config import ConfigError, EvalRunConfig, PipelineConfig, build_config, to_dict
 from r1kit.evaluation import table as tables
+from r1kit.tasks.files import jsonl_lines
 from r1kit.trainers.checkpoint import write_atomic
+from r1kit.trainers.record import check_resume
+from r1kit.trainers.run_dir import SUMMARY
 
 ORDER = ("zero", "cold_start", "dev1", "dev2", "rs", "dev3", "rm", "r1", "distill", "student_rl",
          "dev2_nolang", "r1_all_steps")
@@ -284,6 +287,11 @@ def run_stage(cfg: PipelineConfig, name: str, root: Path, seed: int, *, progress
     _say(f"{name}: {WHAT[name]} -> {p.dir}")
     summaries = []
     for command, run_cfg in p.runs:
+        finished = Path(run_cfg.out_dir) / SUMMARY
+        if finished.is_file():  # done before a kill: read, not rerun (its summary keeps its own times)
+            check_resume(Path(run_cfg.out_dir), run_cfg)
+            summaries.append(json.loads(finished.read_text()))
+            continue
         summaries.append(STAGES[command].run(run_cfg, progress=progress))
     measures = {label: evaluate_model(model, template, p.dir / f"eval-{label}", cfg, seed, progress=progress)
                 for label, (model, template) in p.evals.items()}
@@ -329,7 +337,7 @@ def evaluate_model(model: str, template: str, out: Path, cfg: PipelineConfig, se
 def read_samples(path: Path) -> dict[str, list[dict[str, Any]]]:
     """samples.jsonl of `r1kit eval` by task, in prompt order (a row written again after a kill wins)."""
     by_key: dict[tuple[str, int], dict[str, Any]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in jsonl_lines(path.read_text(encoding="utf-8")):
         row = json.loads(line)
         by_key[(row["task"], row["index"])] = row
     out: dict[str, list[dict[str, Any]]] = {}
@@ -379,7 +387,7 @@ def _rows(d: Path) -> list[dict[str, Any]]:
     path = d / "metrics.jsonl"
     if _record(d) is None or not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
 
 
 def _say(line: str) -> None:

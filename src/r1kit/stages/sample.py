@@ -43,6 +43,7 @@ from r1kit.rewards import check_code_sandbox, compute_rewards
 from r1kit.rollout import HFGenerator, SamplingParams
 from r1kit.sampling.rejection import Filters, decide
 from r1kit.tasks import TASKS, load_task
+from r1kit.tasks.files import jsonl_lines
 from r1kit.templates import encode_prompts
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.trainers.run_dir import RunDir
@@ -211,7 +212,7 @@ def _resume(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
     marks = out / PROGRESS
     if marks.is_file():
         good = []
-        for line in marks.read_text(encoding="utf-8").splitlines(keepends=True):
+        for line in jsonl_lines(marks.read_text(encoding="utf-8"), keepends=True):
             try:
                 mark = json.loads(line)
             except json.JSONDecodeError:
@@ -222,7 +223,7 @@ def _resume(out: Path) -> dict[tuple[str, int], dict[str, Any]]:
     data = out / DATA
     if data.is_file():
         rows = []
-        for line in data.read_text(encoding="utf-8").splitlines():
+        for line in jsonl_lines(data.read_text(encoding="utf-8")):
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:

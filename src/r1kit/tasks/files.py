@@ -13,6 +13,20 @@ from r1kit.hub import require_hub
 T = TypeVar("T")
 
 
+def jsonl_lines(text: str, *, keepends: bool = False) -> list[str]:
+    """The lines of a JSONL text, split at "\\n" only. `json.dumps(ensure_ascii=False)` leaves U+2028,
+    U+0085 and other characters that `str.splitlines` breaks at raw inside strings (a model writes them),
+    so splitlines would cut such a row in two.
+
+    >>> jsonl_lines('{"a": "x\u2028y"}\\n{"b": 1}'), jsonl_lines("1\\n2\\n", keepends=True)
+    (['{"a": "x\u2028y"}', '{"b": 1}'], ['1\\n', '2\\n'])
+    """
+    lines = text.split("\n")
+    if keepends:
+        return [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def read_jsonl(file: Path, what: str = "data") -> list[tuple[str, dict[str, Any]]]:
     """(where, row) pairs of a `.jsonl` or `.jsonl.gz` file; `where` is `file:line`. Raises ValueError
     naming the file (missing) or the line (not JSON, not an object)."""
