@@ -630,6 +630,8 @@ class PipelineEvalConfig:
     """General tasks whose gold rule is harmlessness (`harmlessness`: the mean of their pass@1)."""
     general_limit: int = 48
     """Held-out prompts per general task (fewer where a task has fewer)."""
+    general_k: int = 8
+    """Samples per general prompt: they are few (166 prompts), so more samples steady the gold scores."""
     max_new_tokens: int = 160
     """Completion budget."""
     temperature: float = 0.6
@@ -654,7 +656,8 @@ class PipelineConfig:
     ablations: bool = False
     """Also run the language-reward ablation (dev2_nolang) and the RMs-for-all-steps ablation (r1_all_steps)."""
     seeds: int = 1
-    """Repeat the whole run with seeds seed, seed+1, ... (in out_dir/seed-N/) and report mean and range."""
+    """Repeat the whole run with seeds seed, seed+1, ... and report mean and range: the first in out_dir
+    itself (so `seeds=2` after a run adds one), the others in out_dir/seed-N/."""
     seed: int = 0
     """The first seed; every stage's own seed is set to it."""
     student_rl_matches_distill: bool = True

@@ -46,7 +46,7 @@ WHAT = {"zero": "R1-Zero", "cold_start": "the cold-start data", "dev1": "Dev1 (t
 
 _GENERAL = ("factual_qa", "writing", "translation", "chitchat")
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "zero": {"steps": 50, "save_every": 25, "task": {"eval_size": 128}, "eval": {"every": 0, "samples": 4}},
+    "zero": {"steps": 60, "save_every": 20, "task": {"eval_size": 128}, "eval": {"every": 0, "samples": 4}},
     "cold_start": {},
     "dev1": {},
     "dev2": {"steps": 20, "save_every": 10, "rewards": {"accuracy": 1.0, "language_consistency": 1.0,
@@ -54,7 +54,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
              "task": {"name": "arithmetic_bilingual", "template": "r1", "eval_size": 128},
              "rollout": {"temperature": 1.0, "max_new_tokens": 160},
              "eval": {"every": 5, "samples": 4, "max_new_tokens": 160}},
-    "rs": {"tasks": "arithmetic,arithmetic_zh", "template": "r1", "k": 8, "keep": 2, "limit": 200},
+    "rs": {"tasks": "arithmetic,arithmetic_zh", "template": "r1", "k": 8, "keep": 4, "limit": 300},
     "preferences": {},
     "dev3": {"epochs": 2},
     "rm": {},
@@ -67,7 +67,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
                      {"name": "harmful", "weight": 1, "rewards": {"harmless": 1.0}, "last_steps": 7}],
            "reward_models": {"helpful": {"apply_to": "summary", "normalize": True, "last_steps": 7},
                              "harmless": {"apply_to": "full", "normalize": True, "last_steps": 7}}},
-    "distill": {"limit": 300, "k": 4, "keep": 2, "max_new_tokens": 160, "eval_size": 32, "eval_samples": 4},
+    "distill": {"limit": 1000, "k": 4, "keep": 2, "max_new_tokens": 160, "eval_size": 32, "eval_samples": 4},
     "student_rl": {"steps": 300, "save_every": 20, "task": {"eval_size": 128}, "eval": {"every": 0, "samples": 4}},
     "dev2_nolang": {"rewards": {"accuracy": 1.0, "readable_format": 0.2}},
     "r1_all_steps": {},
@@ -231,7 +231,7 @@ def run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any
         raise ConfigError(f"seeds must be >= 1, got {cfg.seeds}")
     names = selected(cfg)
     out = Path(cfg.out_dir)
-    roots = [out] if cfg.seeds == 1 else [out / f"seed-{cfg.seed + i}" for i in range(cfg.seeds)]
+    roots = [out, *(out / f"seed-{cfg.seed + i}" for i in range(1, cfg.seeds))]
     for root, seed in zip(roots, range(cfg.seed, cfg.seed + cfg.seeds), strict=True):
         _check_inputs(cfg, names, root, seed)
     times: dict[str, float] = {}
@@ -321,9 +321,9 @@ def evaluate_model(model: str, template: str, out: Path, cfg: PipelineConfig, se
     reasoning = [t.strip() for t in e.reasoning_tasks.split(",") if t.strip()]
     rows: dict[str, dict[str, list[dict[str, Any]]]] = {"reasoning": {}, "general": {}}
     # One evaluation per task: a general task with fewer held-out prompts than the limit gives all it has.
-    for part, task, limit in [*(("reasoning", t, e.reasoning_limit) for t in reasoning),
-                              *(("general", t, e.general_limit) for t in helpful + harmless)]:
-        run_cfg = EvalRunConfig(model=model, tasks=task, k=e.k, temperature=e.temperature, top_p=e.top_p,
+    for part, task, limit, k in [*(("reasoning", t, e.reasoning_limit, e.k) for t in reasoning),
+                                 *(("general", t, e.general_limit, e.general_k) for t in helpful + harmless)]:
+        run_cfg = EvalRunConfig(model=model, tasks=task, k=k, temperature=e.temperature, top_p=e.top_p,
                                 max_new_tokens=e.max_new_tokens, template=template,  # type: ignore[arg-type]
                                 limit=min(limit, len(load_benchmark(task))), out_dir=str(out / task), seed=seed)
         log = (lambda line: _say(f"eval {out.name}: {line}")) if progress else None
