@@ -39,7 +39,7 @@ def test_ablation_settings_start_from_their_stage():
     assert nolang["steps"] == 9 and "language_consistency" not in nolang["rewards"]
     assert "language_consistency" in pipeline.settings(cfg, "dev2")["rewards"]
     r1, all_steps = pipeline.settings(cfg, "r1"), pipeline.settings(cfg, "r1_all_steps")
-    assert {t.get("last_steps") for t in r1["tasks"]} == {None, 7}
+    assert {t.get("last_steps") for t in r1["tasks"]} == {None, 9}
     assert all("last_steps" not in t for t in all_steps["tasks"])
     assert all("last_steps" not in s for s in all_steps["reward_models"].values())
     assert all_steps["steps"] == 12 and all_steps["optim"] == {"lr": 1e-6}
