@@ -20,7 +20,7 @@ from r1kit.evaluation.table import MEASURES
 
 ROOT = Path(__file__).resolve().parents[2]
 SHORT = ROOT / "recipes" / "tiny" / "r1-short.yaml"
-CMD = [sys.executable, "-m", "r1kit.cli", "pipeline", "--config", str(SHORT), "ablations=true", "--quiet"]
+CMD = [sys.executable, "-m", "r1kit.cli", "pipeline", "--quiet", "--config", str(SHORT), "ablations=true"]
 
 
 def _run(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -43,7 +43,6 @@ def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
 
 
-@pytest.mark.timeout(1800)
 def test_pipeline_runs_every_stage_and_resumes_after_sigkill_to_the_same_table(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     done = _run(straight)
