@@ -215,9 +215,16 @@ def digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def _settings_hash(p: Plan, cfg: PipelineConfig) -> str:
+def _settings_hash(p: Plan, cfg: PipelineConfig, root: Path) -> str:
+    """The hash of a stage's settings, its paths relative to `root` (a moved out_dir keeps its hashes)."""
     data = [[command, to_dict(c)] for command, c in p.runs] + [to_dict(cfg.eval), sorted(p.evals.items())]
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    text = json.dumps(data, sort_keys=True, default=str).replace(json.dumps(str(root))[1:-1], "$OUT")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _key(path: Path, root: Path) -> str:
+    """An input's name in stage.json: relative to the seed's directory."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _record(d: Path) -> dict[str, Any] | None:
@@ -230,7 +237,7 @@ def run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any
     if cfg.seeds < 1:
         raise ConfigError(f"seeds must be >= 1, got {cfg.seeds}")
     names = selected(cfg)
-    out = Path(cfg.out_dir)
+    out = Path(cfg.out_dir).resolve()  # one spelling of every path, however out_dir was written
     roots = [out, *(out / f"seed-{cfg.seed + i}" for i in range(1, cfg.seeds))]
     for root, seed in zip(roots, range(cfg.seed, cfg.seed + cfg.seeds), strict=True):
         _check_inputs(cfg, names, root, seed)
@@ -271,13 +278,13 @@ def run_stage(cfg: PipelineConfig, name: str, root: Path, seed: int, *, progress
 
     records = {n: r for n in ORDER if (r := _record(stage_dir(root, n))) is not None}
     p = plan(cfg, name, root, seed, records)
-    key = _settings_hash(p, cfg)
+    key = _settings_hash(p, cfg, root)
     done = records.get(name)
     if done is not None:
         if done["settings"] != key:
             raise ConfigError(f"{p.dir} was made with other settings: use another out_dir, or delete it and the "
                               "stages after it")
-        changed = [str(i) for i in p.inputs if i.exists() and done["inputs"].get(str(i)) != digest(i)]
+        changed = [str(i) for i in p.inputs if i.exists() and done["inputs"].get(_key(i, root)) != digest(i)]
         if changed:
             raise ConfigError(f"{p.dir} was made from other inputs ({changed[0]} changed since): delete it and the "
                               "stages after it to redo them")
@@ -296,7 +303,7 @@ def run_stage(cfg: PipelineConfig, name: str, root: Path, seed: int, *, progress
     measures = {label: evaluate_model(model, template, p.dir / f"eval-{label}", cfg, seed, progress=progress)
                 for label, (model, template) in p.evals.items()}
     seconds = time.perf_counter() - started
-    record = {"stage": name, "settings": key, "inputs": {str(i): digest(i) for i in p.inputs},
+    record = {"stage": name, "settings": key, "inputs": {_key(i, root): digest(i) for i in p.inputs},
               "seconds": seconds, "measures": measures, "train_seconds": _train_seconds(name, summaries)}
     write_atomic(p.dir / "stage.json", json.dumps(record, indent=2) + "\n")
     return seconds
