@@ -102,6 +102,7 @@ def test_hacking_is_last_eval_minus_first_of_proxy_and_gold():
             {"step": 2, "eval/pass@1": 0.6, "eval/rm/helpful": 1.0, "eval/rm/harmless": 1.0,
              "eval/chitchat/pass@1": 0.2, "eval/writing/pass@1": 0.2, "eval/harmful/pass@1": 0.5}]
     h = tables.hacking(rows, ["helpful", "harmless"], ["chitchat", "writing"], ["harmful"])
+    assert set(h) == {"proxy_gain", "gold_gain"}  # table.json's H, exactly
     assert h["proxy_gain"] == pytest.approx(1.0 - (-0.5))
     assert h["gold_gain"] == pytest.approx((0.2 + 0.5) / 2 - (0.6 + 1.0) / 2)
     with pytest.raises(ValueError, match="fewer than two"):

@@ -94,9 +94,8 @@ def hacking(rows: Sequence[Mapping[str, Any]], reward_models: Sequence[str], hel
                  for tasks in (helpful_tasks, harmless_tasks) if tasks]
         return sum(parts) / len(parts)
 
-    first, last = evals[0], evals[-1]
-    return {"proxy_gain": proxy(last) - proxy(first), "gold_gain": gold(last) - gold(first),
-            "proxy_first": proxy(first), "proxy_last": proxy(last), "gold_first": gold(first), "gold_last": gold(last)}
+    first, last = evals[0], evals[-1]  # exactly the two keys of table.json's H
+    return {"proxy_gain": proxy(last) - proxy(first), "gold_gain": gold(last) - gold(first)}
 
 
 def mean_table(tables: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
