@@ -71,7 +71,7 @@ def test_pipeline_runs_every_stage_and_resumes_after_sigkill_to_the_same_table(t
     # Killed in Dev2's RL (after its first step) and in R1's evaluation (after a batch of samples).
     _kill_when(killed, lambda: _lines(killed / "04-dev2" / "metrics.jsonl") >= 2)
     assert not (killed / "04-dev2" / "stage.json").exists()
-    _kill_when(killed, lambda: _lines(killed / "08-r1" / "eval-r1" / "chitchat" / "samples.jsonl") >= 1)
+    _kill_when(killed, lambda: _lines(killed / "08-r1" / "eval-r1" / "arithmetic" / "samples.jsonl") >= 1)
     assert not (killed / "08-r1" / "stage.json").exists()
     resumed = _run(killed)
     assert resumed.returncode == 0, resumed.stderr
