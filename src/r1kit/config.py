@@ -96,6 +96,12 @@ def in_last_steps(last_steps: int | None, step: int | None, steps: int) -> bool:
     return last_steps is None or step is None or step >= steps - last_steps
 
 
+def check_window(what: str, last_steps: int | None, steps: int) -> None:
+    """ConfigError when a `last_steps` window (a task's or a reward model's) is longer than the run."""
+    if last_steps is not None and not 0 < last_steps <= steps:
+        raise ConfigError(f"{what}={last_steps} must be in [1, steps={steps}]: the window is longer than the run")
+
+
 @dataclass
 class SamplingConfig:
     """How rollouts are sampled."""

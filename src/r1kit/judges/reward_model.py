@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from r1kit.config import ConfigError, RewardModelConfig
+from r1kit.config import ConfigError, RewardModelConfig, check_window
 from r1kit.models.device import resolve_device
 from r1kit.models.loading import load_reward_model, load_tokenizer
 from r1kit.rewards import REWARDS
@@ -73,9 +73,7 @@ def check_reward_model(name: str, spec: RewardModelConfig, steps: int) -> None:
     if not any(str(a).endswith("ForSequenceClassification") for a in architectures):
         raise ConfigError(f"reward_models.{name}.path: {spec.path} is not a sequence-classification model "
                           f"({', '.join(map(str, architectures)) or 'no architecture'}); train one with r1kit rm")
-    if spec.last_steps is not None and not 0 < spec.last_steps <= steps:
-        raise ConfigError(f"reward_models.{name}.last_steps={spec.last_steps} must be in [1, steps={steps}]: "
-                          "the window is longer than the run")
+    check_window(f"reward_models.{name}.last_steps", spec.last_steps, steps)
     if spec.batch_size < 1:
         raise ConfigError(f"reward_models.{name}.batch_size must be >= 1, got {spec.batch_size}")
 

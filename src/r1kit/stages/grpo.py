@@ -21,7 +21,7 @@ from tqdm import tqdm
 from transformers import PreTrainedModel
 
 import r1kit.judges  # noqa: F401  (registers the `judge` reward)
-from r1kit.config import ConfigError, ZeroConfig
+from r1kit.config import ConfigError, ZeroConfig, check_window
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_hacking, plot_run
 from r1kit.judges.reward_model import load as load_reward_model_once
@@ -99,11 +99,10 @@ def validate(cfg: ZeroConfig) -> None:
 
 def check_windows(cfg: ZeroConfig) -> None:
     """ConfigError for a task or reward-model window (`last_steps`) longer than the run."""
-    windows = [(f"tasks: {t.name}'s last_steps", t.last_steps) for t in cfg.tasks]
-    windows += [(f"reward_models.{name}.last_steps", spec.last_steps) for name, spec in cfg.reward_models.items()]
-    for what, last in windows:
-        if last is not None and not 0 < last <= cfg.steps:
-            raise ConfigError(f"{what}={last} must be in [1, steps={cfg.steps}]: the window is longer than the run")
+    for t in cfg.tasks:
+        check_window(f"tasks: {t.name}'s last_steps", t.last_steps, cfg.steps)
+    for name, spec in cfg.reward_models.items():
+        check_window(f"reward_models.{name}.last_steps", spec.last_steps, cfg.steps)
 
 
 def _validate_tasks(cfg: ZeroConfig) -> None:

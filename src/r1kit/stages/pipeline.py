@@ -27,7 +27,7 @@ from typing import Any
 from r1kit.config import ConfigError, EvalRunConfig, PipelineConfig, build_config, to_dict
 from r1kit.evaluation import table as tables
 from r1kit.tasks.files import jsonl_lines
-from r1kit.trainers.checkpoint import write_atomic
+from r1kit.trainers.checkpoint import MetricsLog, write_atomic
 from r1kit.trainers.record import check_resume
 from r1kit.trainers.run_dir import SUMMARY
 
@@ -227,6 +227,11 @@ def _key(path: Path, root: Path) -> str:
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
+def _records(root: Path) -> dict[str, dict[str, Any]]:
+    """The stage.json of every finished stage under `root`, by stage name."""
+    return {n: r for n in ORDER if (r := _record(stage_dir(root, n))) is not None}
+
+
 def _record(d: Path) -> dict[str, Any] | None:
     path = d / "stage.json"
     return json.loads(path.read_text()) if path.is_file() else None
@@ -259,7 +264,7 @@ def run_pipeline(cfg: PipelineConfig, *, progress: bool = True) -> dict[str, Any
 
 def _check_inputs(cfg: PipelineConfig, names: list[str], root: Path, seed: int) -> None:
     """Before any work: every stage's config builds, and every stage's inputs are finished or run first."""
-    records = {n: r for n in ORDER if (r := _record(stage_dir(root, n))) is not None}
+    records = _records(root)
     from r1kit.stages.grpo import check_windows
 
     for name in names:
@@ -276,7 +281,7 @@ def run_stage(cfg: PipelineConfig, name: str, root: Path, seed: int, *, progress
     """Run (or skip, when finished with the same settings and inputs) one stage; returns its seconds."""
     from r1kit.stages import STAGES
 
-    records = {n: r for n in ORDER if (r := _record(stage_dir(root, n))) is not None}
+    records = _records(root)
     p = plan(cfg, name, root, seed, records)
     key = _settings_hash(p, cfg, root)
     done = records.get(name)
@@ -355,11 +360,8 @@ def read_samples(path: Path) -> dict[str, list[dict[str, Any]]]:
 
 def build_table(cfg: PipelineConfig, root: Path) -> dict[str, Any]:
     """table.json's content for one seed, from the stages' records (None where a stage has not run)."""
-    measures: dict[str, Any] = {}
-    for name in ORDER:
-        record = _record(stage_dir(root, name))
-        measures.update(record["measures"] if record else {})
-    stages = {"r1_zero": measures.get("r1_zero"), **{n: measures.get(n) for n in ("dev1", "dev2", "dev3", "r1")}}
+    measures = {label: m for record in _records(root).values() for label, m in record["measures"].items()}
+    stages = {n: measures.get(n) for n in ("r1_zero", "dev1", "dev2", "dev3", "r1")}
     students = {"base": measures.get("base"), "rl": measures.get("rl"), "distill": measures.get("distill"),
                 "teacher": measures.get("r1")}
     hacking: dict[str, dict[str, float] | None] = {}
@@ -391,10 +393,7 @@ def pipeline_plots(root: Path, out: Path) -> list[Path]:
 
 
 def _rows(d: Path) -> list[dict[str, Any]]:
-    path = d / "metrics.jsonl"
-    if _record(d) is None or not path.is_file():
-        return []
-    return [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
+    return MetricsLog(d / "metrics.jsonl").rows() if _record(d) is not None else []
 
 
 def _say(line: str) -> None:
