@@ -105,7 +105,7 @@ def test_bad_arguments(engine):
 def test_shared_prefix_logprobs_equal_full_sequence_ones(engine):
     # Encoding each prompt once and gathering its cache must give the same log-probs and gradients as
     # a forward over every full sequence (the path used under gradient checkpointing).
-    from r1kit.models.logprobs import _full_sequence_logits
+    from r1kit.models.logprobs import _full_sequence, _logits_forward
 
     model, tok, _ = engine
     torch.manual_seed(0)
@@ -116,7 +116,7 @@ def test_shared_prefix_logprobs_equal_full_sequence_ones(engine):
     c_mask[1, 3:] = 0
     shared, _ = completion_logprobs(model, p_ids, p_mask, index, c_ids, c_mask, temperature=0.7)
     grads_shared = torch.autograd.grad((shared * c_mask).sum(), list(model.parameters()))
-    logits = _full_sequence_logits(model, p_ids, p_mask, index, c_ids, c_mask).float() / 0.7
+    logits = _full_sequence(_logits_forward(model), p_ids, p_mask, index, c_ids, c_mask).float() / 0.7
     full = logits.gather(-1, c_ids[..., None]).squeeze(-1) - torch.logsumexp(logits, -1)
     grads_full = torch.autograd.grad((full * c_mask).sum(), list(model.parameters()))
     torch.testing.assert_close(shared[c_mask.bool()], full[c_mask.bool()], atol=1e-5, rtol=1e-5)
