@@ -75,9 +75,10 @@ def test_one_step_changes_every_parameter(setup):
     metrics = train_step(cfg, 0, gen, tok, policy, None, opt, sched, examples, ids)
     for name, p in policy.named_parameters():
         assert not torch.equal(before[name], p), f"{name} did not change"
+    assert metrics["rollout/logprob_drift/max"] < 1e-4  # the float32 hf engine samples with the trained module
     for key in ("reward/mean", "reward/std", "reward/digits/mean", "kl", "clip_fraction", "entropy", "grad_norm",
                 "lr", "response_length/mean", "response_length/max", "zero_variance_groups", "tokens_per_s",
-                "step_seconds"):
+                "step_seconds", "rollout/logprob_drift/mean", "rollout/logprob_drift/max"):
         assert key in metrics
 
 

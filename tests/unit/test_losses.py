@@ -284,3 +284,23 @@ def test_entropy_matches_categorical_chunked_and_half_precision():
     half = entropy_from_logits(logits.bfloat16())
     assert half.dtype == torch.float32 and half.shape == (2, 3)
     torch.testing.assert_close(half, expected, atol=0.05, rtol=0.05)
+
+
+def test_truncated_importance_weights_scale_the_surrogate_only():
+    """rollout.tis_cap: each token's policy loss times its weight; the KL term is untouched. Golden: one
+    completion of two tokens, on-policy (ratio 1), A = 1, weights [2, 0.5]: policy loss -(2 + 0.5) / 2."""
+    logp = torch.zeros(1, 2, requires_grad=True)
+    ref = torch.log(torch.tensor([[0.5, 2.0]]))
+    kw = dict(clip_eps_low=0.2, clip_eps_high=0.2, kl_coef=0.1)
+    plain = grpo_loss(logp, logp.detach(), ref, torch.ones(1), torch.ones(1, 2), **kw)
+    weighted = grpo_loss(logp, logp.detach(), ref, torch.ones(1), torch.ones(1, 2), **kw,
+                         is_weights=torch.tensor([[2.0, 0.5]]))
+    assert plain.policy_loss.item() == pytest.approx(-1.0)
+    assert weighted.policy_loss.item() == pytest.approx(-1.25)
+    assert weighted.kl.item() == pytest.approx(plain.kl.item())
+    kl_part = plain.loss.item() - plain.policy_loss.item()
+    assert weighted.loss.item() - weighted.policy_loss.item() == pytest.approx(kl_part)
+    ones = grpo_loss(logp, logp.detach(), ref, torch.ones(1), torch.ones(1, 2), **kw, is_weights=torch.ones(1, 2))
+    assert ones.loss.item() == pytest.approx(plain.loss.item())
+    with pytest.raises(ValueError, match="is_weights"):
+        grpo_loss(logp, logp.detach(), ref, torch.ones(1), torch.ones(1, 2), **kw, is_weights=torch.ones(2))

@@ -65,6 +65,7 @@ def grpo_loss(
     aggregation: Aggregation = "grpo",
     ratio_level: RatioLevel = "token",
     max_tokens: int | None = None,
+    is_weights: Tensor | None = None,
 ) -> LossOutput:
     """GRPO's clipped-surrogate loss with the k3 KL penalty, over one batch of N completions.
 
@@ -99,6 +100,8 @@ def grpo_loss(
         aggregation: how token losses become one scalar; see above.
         ratio_level: "token" (GRPO) or "sequence" (GSPO).
         max_tokens: the maximum completion length, required by "dr_grpo" (at least T).
+        is_weights: [N, T] per-token importance weights (no grad) multiplying the clipped surrogate: the
+            truncated correction for a rollout engine whose law differs from the trainer's (rollout.tis_cap).
 
     Raises:
         ValueError: mismatched shapes, non-float inputs, a missing reference with kl_coef > 0, a negative
@@ -118,6 +121,10 @@ def grpo_loss(
     clipped_ratio = ratio.clamp(1.0 - clip_eps_low, 1.0 + clip_eps_high)
     # PPO's pessimistic bound: the clip only ever removes incentive, never adds it.
     per_token_policy = -torch.minimum(ratio * adv, clipped_ratio * adv)
+    if is_weights is not None:
+        if is_weights.shape != logprobs.shape:
+            raise ValueError(f"is_weights must match logprobs {tuple(logprobs.shape)}, got {tuple(is_weights.shape)}")
+        per_token_policy = per_token_policy * is_weights.masked_fill(pad, 0.0)
     per_token_kl = (
         torch.zeros_like(logprobs) if ref_logprobs is None
         else k3_kl(logprobs, ref_logprobs.masked_fill(pad, 0.0))

@@ -61,6 +61,9 @@ class Packed:
     """[R, L] 0, 1, ... within each sequence; padding continues the last sequence's count."""
     sequence_ids: torch.Tensor
     """[R, L] which sequence of the row a position belongs to (0, 1, ...); -1 for padding."""
+    segment_ids: torch.Tensor | None = None
+    """[R, L] for sequences that share a prefix (RL's groups: a prompt, then several completions): 0 on
+    the shared prefix, j on the j-th continuation, which sees the prefix and itself only. None: plain."""
 
     @property
     def tokens(self) -> int:
@@ -98,12 +101,18 @@ def attention_inputs(model: torch.nn.Module, packed: Packed) -> dict[str, torch.
     device = next(model.parameters()).device
     positions = packed.position_ids.to(device)
     if kernel.startswith("flash_attention"):
+        if packed.segment_ids is not None and int(packed.segment_ids.max()) > 1:
+            raise ValueError("FlashAttention's varlen path cannot share a prefix between sequences: "
+                             "pack sequences, not groups")
         return {"position_ids": positions}  # varlen: boundaries where the positions restart
     seq = packed.sequence_ids.to(device)
     L = seq.shape[1]
     causal = torch.ones((L, L), dtype=torch.bool, device=device).tril()
     same = (seq[:, :, None] == seq[:, None, :]) & (seq[:, :, None] >= 0)
     allowed = same & causal
+    if packed.segment_ids is not None:  # a continuation sees the shared prefix (segment 0) and itself
+        segment = packed.segment_ids.to(device)
+        allowed &= (segment[:, None, :] == 0) | (segment[:, None, :] == segment[:, :, None])
     allowed |= torch.eye(L, dtype=torch.bool, device=device)  # padding attends to itself: no empty row
     mask = allowed[:, None, :, :]
     if kernel != "eager":

@@ -8,12 +8,13 @@ remaining steps exactly as an uninterrupted run would (on CPU, with the same thr
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,9 @@ from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_bat
 from r1kit.config import ZeroConfig
 from r1kit.models.device import DTYPES, autocast, model_device
 from r1kit.models.logprobs import completion_logprobs
+from r1kit.models.lora import is_lora, reference_view, refresh_reference
+from r1kit.models.offload import Offload
+from r1kit.models.packed_logprobs import PackBy, build, pack_plan, packed_logprobs
 from r1kit.rewards.scoring import RewardScorer
 from r1kit.rollout import Generation, Generator, SamplingParams, left_pad
 from r1kit.trainers.optim import adamw
@@ -51,10 +55,18 @@ class Rollout:
     """[N, T] under the policy before this step's updates, or None when there is only one update (the
     ratio is then exactly 1 and the detached current log-probs stand in)."""
     metrics: dict[str, float]
+    sampler_logprobs: torch.Tensor | None = None
+    """[N, T] the rollout engine's own log-probs of the sampled tokens (diagnostics and `rollout.tis_cap`)."""
 
     @property
     def group_size(self) -> int:
         return self.completion_ids.shape[0] // self.prompt_ids.shape[0]
+
+    def token_lists(self) -> tuple[list[list[int]], list[list[int]]]:
+        """The prompts and completions without padding (what packing lays out)."""
+        prompts = [ids[mask.bool()].tolist() for ids, mask in zip(self.prompt_ids, self.prompt_mask, strict=True)]
+        lengths = self.completion_mask.sum(dim=1).tolist()
+        return prompts, [ids[:n].tolist() for ids, n in zip(self.completion_ids, lengths, strict=True)]
 
     def rows(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The inputs of `completion_logprobs` for a subset of rows, trimmed of all-padding columns:
@@ -124,6 +136,7 @@ def collect_rollout(
     examples: Sequence[Example],
     prompt_ids: Sequence[Sequence[int]],
     scorer: RewardScorer | None = None,
+    offload: Offload | None = None,
 ) -> Rollout:
     """Generate G completions per prompt, score them and compute advantages (no gradient).
 
@@ -158,12 +171,19 @@ def collect_rollout(
     advantages = group_advantages(rewards, scale_by_std=cfg.grpo.scale_by_std).view(-1)
 
     p_ids, p_mask = left_pad(prompt_ids, tokenizer.pad_token_id)
-    rollout = Rollout(p_ids, p_mask, gen.completion_ids, gen.completion_mask, rewards, advantages, None, None, {})
+    rollout = Rollout(p_ids, p_mask, gen.completion_ids, gen.completion_mask, rewards, advantages, None, None, {},
+                      sampler_logprobs=gen.logprobs)
     ref_logprobs = old_logprobs = None
-    if cfg.grpo.kl_coef > 0 and reference is not None:
-        ref_logprobs = _logprobs_no_grad(reference, rollout, cfg)
+    if cfg.grpo.kl_coef > 0 and (reference is not None or is_lora(policy)):
+        # The frozen copy (on the device only for this pass, with offload.reference), or the LoRA policy
+        # with its adapters disabled.
+        with (offload.phase("reference", reference) if offload else contextlib.nullcontext(),
+              reference_view(policy, reference) as ref):
+            ref_logprobs = _logprobs_no_grad(ref, rollout, cfg)
+    drift_metrics = {}
     if cfg.grpo.num_minibatches * cfg.grpo.num_epochs > 1:
         old_logprobs = _logprobs_no_grad(policy, rollout, cfg)
+        drift_metrics = drift(gen.logprobs, old_logprobs, gen.completion_mask)
 
     lengths = gen.completion_mask.sum(dim=1).float()
     metrics = {
@@ -177,6 +197,7 @@ def collect_rollout(
         "truncated_rate": (~gen.finished).float().mean().item(),
         "zero_variance_groups": zero_variance_share(rewards),
         "tokens": float(gen.completion_mask.sum().item()),
+        **drift_metrics,
     }
     for name, spec in cfg.reward_models.items():  # a reward model outside its window scores 0: say so
         metrics[f"reward/{name}/active"] = float(spec.active_at(step, cfg.steps))
@@ -240,21 +261,64 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": t.mean().item(), "std": t.std().item() if t.numel() > 1 else 0.0}
 
 
+def micro_batches(cfg: ZeroConfig, model: torch.nn.Module, rollout: Rollout, rows: torch.Tensor, *, micro: int,
+                  with_entropy: bool = False
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]]:
+    """Log-probs of `rows` one micro-batch at a time: (rows [n], log-probs [n, T'], entropy, mask [n, T']),
+    on the model's device. Packed by a token budget when `optim.max_tokens_per_micro_batch` is set (best
+    fit, longest first), else `micro` rows at a time, padded (prompts encoded once per group in both)."""
+    device = model_device(model)
+    o = cfg.optim
+    if o.max_tokens_per_micro_batch > 0:
+        prompts, completions = rollout.token_lists()
+        G = rollout.group_size
+        plan = pack_plan([len(p) for p in prompts], [len(c) for c in completions],
+                         [r // G for r in range(len(completions))], rows.tolist(),
+                         capacity=o.max_tokens_per_micro_batch, by=pack_by(cfg, model))
+        for units in plan:
+            batch = build(units, prompts, completions)
+            with autocast(device, cfg.model.dtype):
+                logprobs, entropy = packed_logprobs(model, batch, temperature=cfg.rollout.temperature,
+                                                    with_entropy=with_entropy,
+                                                    chunk_tokens=cfg.model.logprob_chunk_tokens)
+            yield batch.rows, logprobs, entropy, batch.mask.to(device)
+        return
+    for part in rows.split(micro):
+        # The rollout stays on the CPU; each micro-batch moves to the model's device (a no-op on CPU).
+        p_ids, p_mask, index, c_ids, cmask = (t.to(device) for t in rollout.rows(part))
+        with autocast(device, cfg.model.dtype):
+            logprobs, entropy = completion_logprobs(model, p_ids, p_mask, index, c_ids, cmask,
+                                                    temperature=cfg.rollout.temperature, with_entropy=with_entropy,
+                                                    chunk_tokens=cfg.model.logprob_chunk_tokens)
+        yield part, logprobs, entropy, cmask
+
+
+def pack_by(cfg: ZeroConfig, model: torch.nn.Module) -> PackBy:
+    """optim.pack, except under FlashAttention, whose varlen kernel cannot share a prompt: sequences."""
+    kernel = str(getattr(getattr(model, "config", None), "_attn_implementation", "") or "")
+    return "sequences" if kernel.startswith("flash_attention") else cfg.optim.pack
+
+
 @torch.no_grad()
 def _logprobs_no_grad(model: torch.nn.Module, rollout: Rollout, cfg: ZeroConfig) -> torch.Tensor:
     """[N, T] log-probs of the whole rollout (kept on the CPU), in micro-batches of whole groups."""
     N, T = rollout.completion_ids.shape
     G = rollout.group_size
-    chunk = max((cfg.optim.micro_batch_size or N) // G, 1) * G
-    device = model_device(model)
     out = torch.zeros((N, T))
-    for start in range(0, N, chunk):
-        rows = torch.arange(start, min(start + chunk, N))
-        with autocast(device, cfg.model.dtype):
-            logprobs, _ = completion_logprobs(model, *(t.to(device) for t in rollout.rows(rows)),
-                                              temperature=cfg.rollout.temperature)
-        out[rows, : logprobs.shape[1]] = logprobs.cpu()
+    micro = max((cfg.optim.micro_batch_size or N) // G, 1) * G
+    for rows, logprobs, _, _ in micro_batches(cfg, model, rollout, torch.arange(N), micro=micro):
+        out[rows, : logprobs.shape[1]] = logprobs.float().cpu()
     return out
+
+
+def drift(sampler: torch.Tensor, trainer: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """`rollout/logprob_drift/{mean,max}`: |sampler - trainer| log-prob of the sampled tokens, over the
+    completion tokens (bf16 engines drift; the fp32 HF engine agrees to float error). With rollout.top_p
+    < 1 the sampler's law is the truncated one, so the gap includes the truncation."""
+    gap = (sampler - trainer).abs()[mask.bool()]
+    if gap.numel() == 0:
+        return {"rollout/logprob_drift/mean": 0.0, "rollout/logprob_drift/max": 0.0}
+    return {"rollout/logprob_drift/mean": gap.mean().item(), "rollout/logprob_drift/max": gap.max().item()}
 
 
 def update_policy(
@@ -264,6 +328,7 @@ def update_policy(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     rollout: Rollout,
+    offload: Offload | None = None,
 ) -> dict[str, float]:
     """num_epochs passes over the rollout, each split into num_minibatches optimizer steps."""
     g = cfg.grpo
@@ -279,7 +344,7 @@ def update_policy(
         groups = torch.randperm(B, generator=rng) if g.num_minibatches > 1 else torch.arange(B)
         order = (groups[:, None] * rollout.group_size + torch.arange(rollout.group_size)).view(-1)
         for rows in order.chunk(g.num_minibatches):
-            stats = _minibatch_step(cfg, policy, optimizer, rollout, rows)
+            stats = _minibatch_step(cfg, policy, optimizer, rollout, rows, offload)
             scheduler.step()
             n_updates += 1
             for k, v in stats.items():
@@ -288,52 +353,75 @@ def update_policy(
 
 
 def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    rollout: Rollout, rows: torch.Tensor) -> dict[str, float]:
+                    rollout: Rollout, rows: torch.Tensor, offload: Offload | None = None) -> dict[str, float]:
     """One optimizer step on `rows`, accumulating gradients over micro-batches."""
     g = cfg.grpo
     device = model_device(policy)
     full_mask = rollout.completion_mask[rows]
-    micro = cfg.optim.micro_batch_size or len(rows)
     stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}
+    gaps: list[torch.Tensor] = []
     optimizer.zero_grad(set_to_none=True)
-    for part in rows.split(micro):
-        # The rollout stays on the CPU; each micro-batch moves to the policy's device (a no-op on CPU).
-        p_ids, p_mask, index, c_ids, cmask = (t.to(device) for t in rollout.rows(part))
-        T = c_ids.shape[1]
-        with autocast(device, cfg.model.dtype):
-            logprobs, entropy = completion_logprobs(policy, p_ids, p_mask, index, c_ids, cmask,
-                                                    temperature=cfg.rollout.temperature, with_entropy=True)
+    for part, logprobs, entropy, cmask in micro_batches(cfg, policy, rollout, rows,
+                                                        micro=cfg.optim.micro_batch_size or len(rows),
+                                                        with_entropy=True):
+        T = cmask.shape[1]
         old = rollout.old_logprobs[part, :T].to(device) if rollout.old_logprobs is not None else logprobs.detach()
         ref = rollout.ref_logprobs[part, :T].to(device) if rollout.ref_logprobs is not None else None
+        sampler = rollout.sampler_logprobs[part, :T].to(device) if rollout.sampler_logprobs is not None else None
+        weights = None
+        if sampler is not None and rollout.old_logprobs is None:  # one update: the trainer's old law is this one
+            gaps.append((old.float() - sampler).abs()[cmask.bool()].cpu())
+        if sampler is not None and cfg.rollout.tis_cap > 0:
+            weights = tis_weights(old.float(), sampler, cfg.rollout.tis_cap)
         out = grpo_loss(logprobs, old, ref, rollout.advantages[part].to(device), cmask,
                         clip_eps_low=g.clip_eps_low, clip_eps_high=g.clip_eps_high, kl_coef=g.kl_coef,
                         aggregation=g.aggregation, ratio_level=g.ratio_level,
-                        max_tokens=cfg.rollout.max_new_tokens)
+                        max_tokens=cfg.rollout.max_new_tokens, is_weights=weights)
         w = micro_batch_weight(cmask, full_mask, aggregation=g.aggregation)
         (out.loss * w).backward()
-        share = len(part) / len(rows)
+        # kl, clip fraction and entropy are token means: weighted by token share, any split gives the same
+        share = float(cmask.sum().item()) / max(float(full_mask.sum().item()), 1.0)
         stats["loss"] += out.loss.item() * w
         stats["policy_loss"] += out.policy_loss.item() * w
         stats["kl"] += out.kl.item() * share
         stats["clip_fraction"] += out.clip_fraction.item() * share
         assert entropy is not None
         stats["entropy"] += masked_mean(entropy, cmask).item() * share
+    if gaps:
+        gap = torch.cat(gaps)
+        stats["rollout/logprob_drift/mean"] = gap.mean().item() if gap.numel() else 0.0
+        stats["rollout/logprob_drift/max"] = gap.max().item() if gap.numel() else 0.0
     max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else math.inf
     stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm))
     stats["lr"] = optimizer.param_groups[0]["lr"]
-    optimizer.step()
+    with offload.phase("optimizer", optimizer) if offload else contextlib.nullcontext():
+        optimizer.step()
     return stats
+
+
+def tis_weights(trainer_old: torch.Tensor, sampler: torch.Tensor, cap: float) -> torch.Tensor:
+    """Truncated importance weights for the rollout/trainer mismatch (Yao et al. 2025, "Your efficient RL
+    framework secretly brings you off-policy RL training"; TRL's vllm_importance_sampling_cap):
+    min(pi_trainer_old / pi_sampler, cap) per token, no gradient.
+
+    >>> tis_weights(torch.tensor([0.0, 0.0]), torch.log(torch.tensor([0.5, 0.01])), 3.0)
+    tensor([2., 3.])
+    """
+    return torch.exp(trainer_old - sampler).clamp(max=cap).detach()
 
 
 def make_optimizer(cfg: ZeroConfig, policy: torch.nn.Module
                    ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-    """AdamW with warmup, then constant or cosine decay over every optimizer step of the run."""
-    return adamw(cfg.optim, policy, cfg.steps * cfg.grpo.num_minibatches * cfg.grpo.num_epochs)
+    """AdamW with warmup, then constant or cosine decay over every optimizer step of the run (LoRA adapters:
+    at optim.lr x model.lora.lr_scale)."""
+    optim = dataclasses.replace(cfg.optim, lr=cfg.optim.lr * cfg.model.lora.lr_scale) if is_lora(policy) else cfg.optim
+    return adamw(optim, policy, cfg.steps * cfg.grpo.num_minibatches * cfg.grpo.num_epochs)
 
 
 def make_reference(policy: torch.nn.Module, kl_coef: float, dtype: str = "float32") -> torch.nn.Module | None:
-    """A frozen copy of the policy for the KL term, stored in the compute dtype; None when the KL is off."""
-    if kl_coef <= 0:
+    """A frozen copy of the policy for the KL term, stored in the compute dtype; None when the KL is off,
+    or for a LoRA policy (its reference is itself with the adapters disabled: no second copy)."""
+    if kl_coef <= 0 or is_lora(policy):
         return None
     reference = copy.deepcopy(policy).to(DTYPES[dtype]).eval()
     reference.requires_grad_(False)
@@ -354,18 +442,24 @@ def train_step(
     clock: Callable[[], float] = time.perf_counter,
     scorer: RewardScorer | None = None,
     choose: Callable[[int], list[int]] | None = None,
+    offload: Offload | None = None,
 ) -> dict[str, float]:
     """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics.
     `choose(step)` gives the indices of the step's prompts (default: `prompts_for_step` over all)."""
     start = clock()
     idx = choose(step) if choose else prompts_for_step(len(examples), step, cfg.prompts_per_step, cfg.seed)
     rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
-                              [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer)
-    stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout)
+                              [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer, offload)
+    if hasattr(generator, "sleep"):  # vLLM: free its GPU memory for training; update_weights wakes it
+        generator.sleep()
+    stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout, offload)
     generator.update_weights(policy)
     every = cfg.grpo.ref_update_every
-    if reference is not None and every > 0 and (step + 1) % every == 0:
-        reference.load_state_dict(policy.state_dict())
+    if every > 0 and (step + 1) % every == 0:
+        if reference is not None:
+            reference.load_state_dict(policy.state_dict())
+        elif is_lora(policy):  # merge the adapters into the base: adapters off is the new reference
+            refresh_reference(policy, optimizer, step_seed(cfg.seed, step, 5))
     seconds = clock() - start
     metrics = {**rollout.metrics, **stats, "step_seconds": seconds,
                "tokens_per_s": rollout.metrics["tokens"] / max(seconds, 1e-9)}
