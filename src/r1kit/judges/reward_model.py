@@ -15,6 +15,7 @@ the loop logs as `reward/<name>/active`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,7 @@ import torch
 from r1kit.config import ConfigError, RewardModelConfig, check_window
 from r1kit.models.device import resolve_device
 from r1kit.models.loading import load_reward_model, load_tokenizer
+from r1kit.models.offload import Offload
 from r1kit.rewards import REWARDS
 from r1kit.rewards.general import summary
 from r1kit.trainers.pairs import response_ids
@@ -78,14 +80,15 @@ def check_reward_model(name: str, spec: RewardModelConfig, steps: int) -> None:
         raise ConfigError(f"reward_models.{name}.batch_size must be >= 1, got {spec.batch_size}")
 
 
-def make_reward(spec: RewardModelConfig, steps: int, device: str) -> Any:
+def make_reward(spec: RewardModelConfig, steps: int, device: str, offload: Offload | None = None) -> Any:
     def reward_model(prompts: Sequence[str], completions: Sequence[str], *, step: int | None = None,
                      **_: Any) -> list[float]:
         if not spec.active_at(step, steps):
             return [0.0] * len(completions)
         rm = load(spec.path, device)
         views = [summary(c) if spec.apply_to == "summary" else c for c in completions]
-        scores = rm.score(prompts, views, spec.batch_size)
+        with offload.phase("reward_models", rm.model) if offload else contextlib.nullcontext():
+            scores = rm.score(prompts, views, spec.batch_size)
         if spec.normalize and rm.info.get("reward_std"):
             mean, std = float(rm.info["reward_mean"]), float(rm.info["reward_std"])
             scores = [(s - mean) / std for s in scores]
@@ -94,15 +97,19 @@ def make_reward(spec: RewardModelConfig, steps: int, device: str) -> Any:
     return reward_model
 
 
-def register_reward_models(specs: Mapping[str, RewardModelConfig], steps: int, device: str = "auto") -> None:
+def register_reward_models(specs: Mapping[str, RewardModelConfig], steps: int, device: str = "auto",
+                           offload: Offload | None = None) -> None:
     """Check every reward model and put its reward into REWARDS under its name (a built-in reward's
-    name is refused). Those of an earlier stage in the same process are removed first."""
+    name is refused). Those of an earlier stage in the same process are removed first. With `offload`
+    (and offload.reward_models on a GPU run) each lives in CPU memory except while it scores."""
     for name in [n for n, r in REWARDS.items() if getattr(r, "is_reward_model", False) and n not in specs]:
         del REWARDS[name]
     for name, spec in specs.items():
         check_reward_model(name, spec, steps)
         if name in REWARDS and not getattr(REWARDS[name], "is_reward_model", False):
             raise ConfigError(f"reward_models.{name}: {name!r} is a built-in reward; name the reward model otherwise")
-        reward = make_reward(spec, steps, device)
+        reward = make_reward(spec, steps, device, offload)
+        if offload is not None:
+            offload.park("reward_models", load(spec.path, device).model)
         reward.is_reward_model = True
         REWARDS[name] = reward

@@ -50,8 +50,12 @@ def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextMana
     return torch.autocast(device.type, dtype=DTYPES[dtype])
 
 
-def check_trainable(model: ModelConfig) -> None:
-    """One-line ConfigError, before any work, for a model setting no training stage can run with."""
+def check_trainable(model: ModelConfig, *, lora: bool = False) -> None:
+    """One-line ConfigError, before any work, for a model setting the training stage cannot run with
+    (`lora`: whether the stage trains LoRA adapters)."""
+    if model.lora.rank > 0 and not lora:
+        raise ConfigError("model.lora: LoRA is wired into the GRPO stages (r1kit zero, r1kit grpo); this stage trains "
+                          "every weight: set model.lora.rank=0")
     if model.dtype == "float16":
         raise ConfigError("model.dtype=float16 needs loss scaling to train, which r1kit does not do: use bfloat16")
     try:

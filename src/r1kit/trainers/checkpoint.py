@@ -29,6 +29,8 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from r1kit.models.lora import save_policy
+
 CHECKPOINT_DIR = "checkpoints"
 LATEST = "latest"
 STATE_FILE = "trainer_state.pt"
@@ -126,7 +128,7 @@ def save_checkpoint(out_dir: Path, step: int, policy: Any, tokenizer: Any, state
     name = f"step_{step:06d}"
     tmp, final = root / f".tmp-{name}", root / name
     shutil.rmtree(tmp, ignore_errors=True)
-    policy.save_pretrained(tmp / "policy")
+    save_policy(policy, tmp / "policy")  # LoRA: the adapters (and a refreshed base)
     tokenizer.save_pretrained(tmp / "policy")
     torch.save(state, tmp / STATE_FILE)
     files = {p.relative_to(tmp).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p)}

@@ -17,7 +17,8 @@ def adamw(optim: OptimConfig, model: torch.nn.Module, total_updates: int, state:
     `total_updates` (R1's SFT and distillation: cosine to 1/10). `state` (a checkpoint's trainer state,
     `optimizer_state`'s keys) restores both where a run left them."""
     o = optim
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # LoRA: the adapters only
+    optimizer = torch.optim.AdamW(trainable, lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
     total = max(total_updates, 1)
 
     def factor(i: int) -> float:
