@@ -8,6 +8,7 @@ dropped), so a batch costs what its completions' lengths cost, not its longest o
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -70,7 +71,8 @@ class HFGenerator:
         input_ids, prompt_mask = input_ids.to(device), prompt_mask.to(device)
         # Prefill each prompt once, then copy its KV cache to its num_samples rows.
         out = self.model(input_ids=input_ids, attention_mask=prompt_mask,
-                         position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True)
+                         position_ids=(prompt_mask.cumsum(-1) - 1).clamp(min=0), use_cache=True,
+                         **last_logits_only(self.model))
         index = torch.arange(len(prompts), device=device).repeat_interleave(num_samples)
         cache = output_cache(out)
         cache.reorder_cache(index)
@@ -116,6 +118,19 @@ class HFGenerator:
         mask = (~eos_before).long()
         return Generation(completion_ids=ids.masked_fill(mask == 0, self.pad_token_id), completion_mask=mask,
                           logprobs=logps.cpu() * mask, finished=is_eos.any(dim=1))
+
+
+def last_logits_only(model: torch.nn.Module) -> dict[str, int]:
+    """`logits_to_keep=1` where the model takes it: the prefill needs only the last position's logits, not
+    a [prompts, P, V] tensor (2.5 GB for 64 prompts of 128 tokens in bf16 with Qwen's vocabulary)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
+    kind = type(inner)
+    if kind not in _KEEPS:
+        _KEEPS[kind] = "logits_to_keep" in inspect.signature(inner.forward).parameters
+    return {"logits_to_keep": 1} if _KEEPS[kind] else {}
+
+
+_KEEPS: dict[type, bool] = {}
 
 
 def _sample(logits: torch.Tensor, params: SamplingParams, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
