@@ -4,6 +4,7 @@
   r1kit zero out_dir=runs/x steps=200          dotted key=value overrides
   r1kit zero --config recipes/qwen2.5-0.5b/zero-gsm8k.yaml
   r1kit zero --print-config > my.yaml          every key with its doc; edit, then r1kit zero --config my.yaml
+  r1kit zero --config recipes/qwen2.5-1.5b/zero-gsm8k.yaml --dry-run   the memory plan, one micro-batch per phase
   r1kit grpo --config recipes/tiny/r1-stage2.yaml
   r1kit sft model.path=embedded data=runs/cold/data.jsonl out_dir=runs/dev1 epochs=2
   r1kit eval model=embedded tasks=arithmetic,gsm8k k=8 data_dir=../shared/data limit=64
@@ -39,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bar")
         p.add_argument("--print-config", action="store_true",
                        help="print the resolved config (recipe + overrides) as YAML, each key with its doc, and exit")
+        if stage.dry_run is not None:
+            p.add_argument("--dry-run", action="store_true",
+                           help="load everything, run one micro-batch of each phase, print the memory plan; "
+                                "train nothing, write nothing")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. steps=200 optim.lr=1e-5")
     sub.add_parser("setup-sandbox", help="install bubblewrap (apt, as root) and check that the code sandbox runs")
     return parser
@@ -56,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         cfg: Any = load_config(stage.config, args.config, args.overrides)
         if args.print_config:
             print(config_yaml(cfg), end="")
+            return 0
+        if getattr(args, "dry_run", False) and stage.dry_run is not None:
+            print(stage.dry_run(cfg))
             return 0
         summary = stage.run(cfg, progress=not args.quiet)
     except (ConfigError, ModelLoadError, SandboxUnavailableError, CheckpointError) as e:

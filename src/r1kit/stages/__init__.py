@@ -46,12 +46,20 @@ class Stage:
     help: str
     report: Callable[[Any, dict[str, Any]], str]
     """The lines printed when the stage is done."""
+    dry_run: Callable[[Any], str] | None = None
+    """`--dry-run`: load everything, run one micro-batch of each phase, return the memory plan's lines."""
 
 
 def _run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     from r1kit.stages.grpo import run_grpo
 
     return run_grpo(cfg, progress=progress)
+
+
+def _dry_run_grpo(cfg: ZeroConfig) -> str:
+    from r1kit.stages.dry_run import dry_run, report
+
+    return report(dry_run(cfg))
 
 
 def _run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -174,9 +182,10 @@ def _report_eval(cfg: EvalRunConfig, results: dict[str, Any]) -> str:
 
 
 STAGES: dict[str, Stage] = {
-    "zero": Stage(ZeroConfig, _run_grpo, "R1-Zero: GRPO from a base model with rule rewards", _report_grpo),
+    "zero": Stage(ZeroConfig, _run_grpo, "R1-Zero: GRPO from a base model with rule rewards", _report_grpo,
+                  _dry_run_grpo),
     "grpo": Stage(ZeroConfig, _run_grpo, "a GRPO stage from a recipe (R1's reasoning and all-scenario RL)",
-                  _report_grpo),
+                  _report_grpo, _dry_run_grpo),
     "sft": Stage(SFTConfig, _run_sft, "supervised fine-tuning: cold start, rejection-sampling SFT, distillation",
                  _report_sft),
     "rm": Stage(RMConfig, _run_rm, "a Bradley-Terry reward model on {prompt, chosen, rejected} pairs", _report_rm),

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
-from transformers import PreTrainedModel
 
 import r1kit.judges  # noqa: F401  (registers the `judge` reward)
 from r1kit.config import ConfigError, ZeroConfig, check_window
@@ -28,8 +27,10 @@ from r1kit.judges.reward_model import load as load_reward_model_once
 from r1kit.judges.reward_model import register_reward_models
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
+from r1kit.models.lora import apply_lora, is_adapter_dir, load_adapters, require_peft, save_merged
+from r1kit.models.offload import Offload
 from r1kit.rewards import REWARDS, check_code_sandbox, check_reward_names
-from r1kit.rollout import HFGenerator, SamplingParams
+from r1kit.rollout import Generator, HFGenerator, SamplingParams
 from r1kit.tasks import load_task
 from r1kit.templates import encode_prompts, format_reward_of
 from r1kit.trainers.grpo import (
@@ -80,7 +81,10 @@ def validate(cfg: ZeroConfig) -> None:
     non_negative = {"threads": cfg.threads, "eval.every": cfg.eval.every, "optim.warmup_steps":
                     cfg.optim.warmup_steps, "optim.micro_batch_size": cfg.optim.micro_batch_size,
                     "grpo.kl_coef": cfg.grpo.kl_coef, "grpo.ref_update_every": cfg.grpo.ref_update_every,
-                    "optim.max_grad_norm": cfg.optim.max_grad_norm}
+                    "optim.max_grad_norm": cfg.optim.max_grad_norm, "model.lora.rank": cfg.model.lora.rank,
+                    "model.logprob_chunk_tokens": cfg.model.logprob_chunk_tokens,
+                    "optim.max_tokens_per_micro_batch": cfg.optim.max_tokens_per_micro_batch,
+                    "rollout.tis_cap": cfg.rollout.tis_cap, "model.lora.dropout": cfg.model.lora.dropout}
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {value}")
@@ -92,7 +96,14 @@ def validate(cfg: ZeroConfig) -> None:
     for key, value in {"rollout.top_p": cfg.rollout.top_p, "eval.top_p": cfg.eval.top_p}.items():
         if not 0 < value <= 1:
             raise ConfigError(f"config key {key!r} must be in (0, 1], got {value}")
-    check_trainable(cfg.model)
+    check_trainable(cfg.model, lora=True)
+    if cfg.model.lora.rank > 0:
+        require_peft()
+    if not 0 < cfg.rollout.gpu_memory_utilization <= 1:
+        raise ConfigError(f"config key 'rollout.gpu_memory_utilization' must be in (0, 1], got "
+                          f"{cfg.rollout.gpu_memory_utilization}")
+    if cfg.rollout.engine == "vllm":
+        check_vllm(cfg)
     _validate_tasks(cfg)
     check_reporting(cfg.logging)
 
@@ -162,19 +173,61 @@ def prepare(cfg: ZeroConfig) -> Prepared:
         train_ids, test_ids = encode(train), encode(test)
     except ValueError as e:  # e.g. a chat template asked of a tokenizer that has none
         raise ConfigError(str(e)) from None
+    budget = cfg.optim.max_tokens_per_micro_batch
+    longest = max(len(p) for p in train_ids) + cfg.rollout.max_new_tokens
+    if 0 < budget < longest:
+        raise ConfigError(f"optim.max_tokens_per_micro_batch={budget} cannot hold the longest prompt and a full "
+                          f"completion ({longest} tokens): raise it to at least {longest}")
     return Prepared(tokenizer, train, train_ids, test, test_ids, [m[0] for m in mix], sizes, [m[1] for m in mix],
                     rewards_by_task)
 
 
-def load_policy(cfg: ZeroConfig, path: str | None = None) -> PreTrainedModel:
-    """The policy to train, from `path` (default: model.path) on model.device. Its weights stay float32,
-    the master copy of mixed precision: model.dtype is the compute dtype of the forward passes."""
-    policy = load_model(path or cfg.model.path, "float32", resolve_device(cfg.model.device))
+def load_policy(cfg: ZeroConfig, path: str | None = None) -> Any:
+    """The policy to train, from `path` (default: model.path; a checkpoint's adapters go on model.path's
+    base) on model.device, with LoRA adapters when model.lora.rank > 0. Its weights stay float32, the
+    master copy of mixed precision: model.dtype is the compute dtype of the forward passes."""
+    device = resolve_device(cfg.model.device)
+    if path is not None and is_adapter_dir(path):
+        policy: Any = load_adapters(load_model(cfg.model.path, "float32", device), path)
+    else:
+        policy = load_model(path or cfg.model.path, "float32", device)
+        if cfg.model.lora.rank > 0:
+            policy = apply_lora(policy, cfg.model.lora, cfg.seed)
     if cfg.model.gradient_checkpointing:
         # transformers 5 renamed the switch; older releases only have the first name.
         enable = getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable
         enable()
+        if cfg.model.lora.rank > 0:  # frozen embeddings: without this no gradient reaches the adapters
+            policy.enable_input_require_grads()
     return policy
+
+
+def check_vllm(cfg: ZeroConfig) -> None:
+    """rollout.engine=vllm: vLLM installed and a CUDA device, or one line saying which is missing."""
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise ConfigError("rollout.engine=vllm needs vLLM: pip install 'r1kit[vllm]' (a CUDA machine)") from None
+    if resolve_device(cfg.model.device).type != "cuda":
+        raise ConfigError("rollout.engine=vllm runs on a CUDA device: set model.device=cuda or use rollout.engine=hf")
+
+
+def make_generator(cfg: ZeroConfig, policy: Any, tokenizer: Any) -> Generator:
+    """The rollout engine: the policy module itself (hf), or a colocated vLLM synced to the policy now."""
+    if cfg.rollout.engine == "hf":
+        return HFGenerator(policy, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                           batch_size=cfg.eval.batch_size, dtype=cfg.model.dtype)
+    from r1kit.models.loading import resolve_model_path
+    from r1kit.rollout.vllm import VLLMGenerator
+
+    max_len = max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens) + 2048
+    engine = VLLMGenerator(resolve_model_path(cfg.model.path), eos_token_id=tokenizer.eos_token_id,
+                           pad_token_id=tokenizer.pad_token_id,
+                           dtype="bfloat16" if cfg.model.dtype == "float32" else cfg.model.dtype,
+                           gpu_memory_utilization=cfg.rollout.gpu_memory_utilization, max_model_len=max_len,
+                           seed=cfg.seed)
+    engine.update_weights(policy)  # a resumed policy, or merged LoRA adapters
+    return engine
 
 
 def steps_derived(cfg: ZeroConfig) -> str:
@@ -199,8 +252,9 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     log = run.begin(start if resumed else None)
     reference = make_reference(policy, cfg.grpo.kl_coef, cfg.model.dtype)
     optimizer, scheduler = make_optimizer(cfg, policy)
-    generator = HFGenerator(policy, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                            batch_size=cfg.eval.batch_size, dtype=cfg.model.dtype)
+    offload = Offload.of(cfg.offload, resolve_device(cfg.model.device))
+    register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device, offload=offload)
+    generator = make_generator(cfg, policy, tokenizer)
 
     def held_out(step: int) -> dict[str, float]:
         e = cfg.eval
@@ -229,6 +283,8 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
                 reference.load_state_dict(state["reference"])
         else:
             log.append({"step": 0, **held_out(0)})
+        offload.park("reference", reference)
+        offload.park("optimizer", optimizer)
         # On a terminal the bar redraws often; in a log file it prints a line every 10 seconds.
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                    desc=f"r1kit {'zero' if not cfg.tasks else 'grpo'}", unit="step", dynamic_ncols=True,
@@ -239,7 +295,7 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
                 break  # an earlier invocation stopped here on time (its last row has the final evaluation)
             row: dict[str, Any] = {"step": step + 1}
             row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
-                                  prep.train, prep.train_ids, scorer=scorer, choose=choose))
+                                  prep.train, prep.train_ids, scorer=scorer, choose=choose, offload=offload))
             done = step + 1
             used += row["step_seconds"]
             last = done == cfg.steps or (cfg.max_wall_seconds is not None and used >= cfg.max_wall_seconds)
@@ -277,14 +333,14 @@ def proxy_rewards(cfg: ZeroConfig, prep: Prepared, result: EvalResult) -> dict[s
     return out
 
 
-def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: PreTrainedModel, tokenizer: Any,
+def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: Any, tokenizer: Any,
             wall: float) -> dict[str, Any]:
     """Final model, plots and summary.json from the metrics log (so a resumed run reports the whole run)."""
     assert run.log is not None
     rows = run.log.rows()
     evals = [r for r in rows if "eval/pass@1" in r]
     out = Path(cfg.out_dir)
-    policy.save_pretrained(out / "model")
+    save_merged(policy, out / "model")  # LoRA: adapters merged, so plain transformers loads it
     tokenizer.save_pretrained(out / "model")
     plot_run(rows, out / "plots", title=f"GRPO on {', '.join(prep.task_names)}")
     if cfg.reward_models:  # each reward model's proxy beside the gold of the tasks it scores
