@@ -63,16 +63,19 @@ def completion_logprobs(
         return _from_logits(states, completion_ids, temperature, with_entropy)
     keep = completion_mask.bool()
     logprobs, entropy = token_logprobs(states[keep], completion_ids[keep], split[1], temperature=temperature,
-                                       chunk_tokens=chunk_tokens, with_entropy=with_entropy,
-                                       softcap=getattr(getattr(model, "config", None), "final_logit_softcapping",
-                                                       None))
-    out = torch.zeros(completion_ids.shape, dtype=logprobs.dtype, device=logprobs.device)
-    out = out.masked_scatter(keep, logprobs)
-    ent = None
-    if entropy is not None:
-        ent = torch.zeros(completion_ids.shape, dtype=entropy.dtype, device=entropy.device)
-        ent = ent.masked_scatter(keep, entropy)
-    return out, ent
+                                       chunk_tokens=chunk_tokens, with_entropy=with_entropy, softcap=softcap_of(model))
+    return in_rows(keep, logprobs), (in_rows(keep, entropy) if entropy is not None else None)
+
+
+def in_rows(keep: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Per-position values [M] laid back into rows [n, T] where `keep` [n, T] is set (0 elsewhere);
+    differentiable."""
+    return torch.zeros(keep.shape, dtype=values.dtype, device=values.device).masked_scatter(keep, values)
+
+
+def softcap_of(model: torch.nn.Module) -> float | None:
+    """The final logit soft-capping of Gemma-2-style models, None for the rest."""
+    return getattr(getattr(model, "config", None), "final_logit_softcapping", None)
 
 
 def token_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module, *, temperature: float = 1.0,

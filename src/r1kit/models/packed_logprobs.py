@@ -25,7 +25,7 @@ from typing import Literal
 
 import torch
 
-from r1kit.models.logprobs import decoder_and_head, token_logprobs
+from r1kit.models.logprobs import decoder_and_head, in_rows, softcap_of, token_logprobs
 from r1kit.models.packing import Packed, attention_inputs, best_fit
 
 PackBy = Literal["groups", "sequences"]
@@ -141,10 +141,6 @@ def packed_logprobs(model: torch.nn.Module, batch: PackedBatch, *, temperature: 
     chunk = chunk_tokens if chunk_tokens > 0 else max(len(batch.targets), 1)  # 0: every position at once
     logprobs, entropy = token_logprobs(hidden[batch.source.to(device)], batch.targets.to(device), head,
                                        temperature=temperature, chunk_tokens=chunk, with_entropy=with_entropy,
-                                       softcap=getattr(getattr(model, "config", None), "final_logit_softcapping", None))
+                                       softcap=softcap_of(model))
     keep = batch.mask.to(device).bool()
-    lp = torch.zeros(keep.shape, dtype=logprobs.dtype, device=device).masked_scatter(keep, logprobs)
-    ent = None
-    if entropy is not None:
-        ent = torch.zeros(keep.shape, dtype=entropy.dtype, device=device).masked_scatter(keep, entropy)
-    return lp, ent
+    return in_rows(keep, logprobs), (in_rows(keep, entropy) if entropy is not None else None)

@@ -183,7 +183,7 @@ def collect_rollout(
     drift_metrics = {}
     if cfg.grpo.num_minibatches * cfg.grpo.num_epochs > 1:
         old_logprobs = _logprobs_no_grad(policy, rollout, cfg)
-        drift_metrics = drift(gen.logprobs, old_logprobs, gen.completion_mask)
+        drift_metrics = drift((gen.logprobs - old_logprobs).abs()[gen.completion_mask.bool()])
 
     lengths = gen.completion_mask.sum(dim=1).float()
     metrics = {
@@ -311,11 +311,10 @@ def _logprobs_no_grad(model: torch.nn.Module, rollout: Rollout, cfg: ZeroConfig)
     return out
 
 
-def drift(sampler: torch.Tensor, trainer: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
-    """`rollout/logprob_drift/{mean,max}`: |sampler - trainer| log-prob of the sampled tokens, over the
+def drift(gap: torch.Tensor) -> dict[str, float]:
+    """`rollout/logprob_drift/{mean,max}` of `gap`, the |sampler - trainer| log-probs of the sampled
     completion tokens (bf16 engines drift; the fp32 HF engine agrees to float error). With rollout.top_p
     < 1 the sampler's law is the truncated one, so the gap includes the truncation."""
-    gap = (sampler - trainer).abs()[mask.bool()]
     if gap.numel() == 0:
         return {"rollout/logprob_drift/mean": 0.0, "rollout/logprob_drift/max": 0.0}
     return {"rollout/logprob_drift/mean": gap.mean().item(), "rollout/logprob_drift/max": gap.max().item()}
@@ -388,9 +387,7 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
         assert entropy is not None
         stats["entropy"] += masked_mean(entropy, cmask).item() * share
     if gaps:
-        gap = torch.cat(gaps)
-        stats["rollout/logprob_drift/mean"] = gap.mean().item() if gap.numel() else 0.0
-        stats["rollout/logprob_drift/max"] = gap.max().item() if gap.numel() else 0.0
+        stats.update(drift(torch.cat(gaps)))
     max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else math.inf
     stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm))
     stats["lr"] = optimizer.param_groups[0]["lr"]
