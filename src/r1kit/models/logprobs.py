@@ -53,7 +53,7 @@ def completion_logprobs(
     split = decoder_and_head(model) if chunk_tokens > 0 else None
     forward = _hidden_forward(split[0]) if split else _logits_forward(model)
     # transformers 5 renamed the flag; older releases only have the second name.
-    inner: Any = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
+    inner = unwrapped(model)
     checkpointing = getattr(inner, "is_activation_checkpointing", None)
     if checkpointing is None:
         checkpointing = getattr(inner, "is_gradient_checkpointing", False)
@@ -116,10 +116,15 @@ def token_logprobs(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.M
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
 
 
+def unwrapped(model: torch.nn.Module) -> Any:
+    """The transformers model inside a PEFT wrapper (the model itself when there is none)."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
+
+
 def decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module] | None:
     """The causal LM's decoder (input ids -> hidden states) and output head (hidden -> logits), through a
     PEFT wrapper; None for a model that does not expose them (its full logits are used instead)."""
-    inner: Any = model.get_base_model() if hasattr(model, "get_base_model") else model  # type: ignore[operator]
+    inner = unwrapped(model)
     get_decoder = getattr(inner, "get_decoder", None)
     get_head = getattr(inner, "get_output_embeddings", None)
     if get_decoder is None or get_head is None:
