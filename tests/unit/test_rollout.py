@@ -1,15 +1,19 @@
-"""The HF sampling engine: parity with transformers' generate, masks, seeds, top-p, and agreement between
-the sampler's log-probs and the trainer's recomputed ones."""
+"""The HF sampling engine: parity with transformers' generate, masks, seeds (per prompt group, so splitting a
+call changes no sample), the inverse-CDF sampler's law, top-p, and agreement between the sampler's log-probs
+and the trainer's recomputed ones."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.models.logprobs import completion_logprobs
-from r1kit.rollout import HFGenerator, SamplingParams, left_pad
-from r1kit.rollout.hf import _top_p_filter
+from r1kit.rollout import Generation, HFGenerator, SamplingParams, left_pad
+from r1kit.rollout.base import concat, group_seed
+from r1kit.rollout.hf import _sample, _top_p_filter
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +104,8 @@ def test_bad_arguments(engine):
         gen.generate(_prompts(tok), SamplingParams(), num_samples=0)
     with pytest.raises(ValueError, match="at least one token"):
         gen.generate([[]], SamplingParams())
+    with pytest.raises(ValueError, match="first_group"):
+        gen.generate(_prompts(tok), SamplingParams(), first_group=-1)
 
 
 def test_shared_prefix_logprobs_equal_full_sequence_ones(engine):
@@ -157,3 +163,116 @@ def test_greedy_rows_are_the_same_decoded_together_or_alone():
     for i, prompt in enumerate(prompts):
         alone = gen.generate([prompt], greedy)
         assert together.completion_ids[i, : lengths[i]].tolist() == alone.completion_ids[0].tolist()
+
+
+# ---------------------------------------------------------------- per-group seeds and the sampler's law
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from r1kit.templates import render_prompt
+
+    tok, model = load_tokenizer("embedded"), load_model("embedded")
+    # Prompts of different lengths, so each split of them pads to another width.
+    questions = ["7+5", "917+753", "48213+90017", "36+58", "1234+999", "5+61"]
+    prompts = [tok(render_prompt(q, "r1_zero", tok), add_special_tokens=False)["input_ids"] for q in questions]
+    assert len({len(p) for p in prompts}) >= 4
+
+    def make(batch_size: int = 512) -> HFGenerator:
+        return HFGenerator(model, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                           batch_size=batch_size)
+
+    return tok, prompts, make
+
+
+def _assert_same_samples(a: Generation, b: Generation) -> None:
+    # Token ids and masks exactly; log-probs up to the float rounding another padding width causes (as
+    # test_sampler_logprobs_equal_trainer_logprobs).
+    assert torch.equal(a.completion_ids, b.completion_ids)
+    assert torch.equal(a.completion_mask, b.completion_mask)
+    assert torch.equal(a.finished, b.finished)
+    torch.testing.assert_close(a.logprobs, b.logprobs, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("top_p", [1.0, 0.8])
+def test_splitting_the_prompts_across_calls_or_batches_changes_no_sample(embedded, top_p):
+    tok, prompts, make = embedded
+    params = SamplingParams(temperature=1.0, top_p=top_p, max_new_tokens=48)
+    whole = make().generate(prompts, params, num_samples=4, seed=7)
+    # Rows end at different steps and whole groups leave the decoding batch while others go on, so the
+    # batch a group decodes in changes along the way.
+    group_ends = whole.completion_mask.sum(dim=1).view(len(prompts), 4).amax(dim=1)
+    assert whole.finished.any() and len(set(group_ends.tolist())) >= 3
+    for k in (1, 3, 5):  # e.g. the prompts of one step split across ranks
+        head = make().generate(prompts[:k], params, num_samples=4, seed=7)
+        tail = make().generate(prompts[k:], params, num_samples=4, seed=7, first_group=k)
+        _assert_same_samples(concat([head, tail], tok.pad_token_id), whole)
+    for batch_size in (4, 12):  # one and three prompts per decoding batch
+        _assert_same_samples(make(batch_size).generate(prompts, params, num_samples=4, seed=7), whole)
+
+
+def test_each_group_samples_from_its_own_stream(engine):
+    # The tiny random model spreads its probability wide, so two streams cannot agree by chance.
+    _, tok, gen = engine
+    prompt = _prompts(tok)[0]
+    params = SamplingParams(temperature=1.0, max_new_tokens=8)
+    same = gen.generate([prompt] * 3, params, num_samples=4, seed=2)
+    rows = same.completion_ids.view(3, 4, -1)
+    assert not torch.equal(rows[0], rows[1]) and not torch.equal(rows[1], rows[2])  # a repeated prompt
+    alone = gen.generate([prompt], params, num_samples=4, seed=2, first_group=2)
+    assert torch.equal(alone.completion_ids, rows[2, :, : alone.completion_ids.shape[1]])
+    other_seed = gen.generate([prompt], params, num_samples=4, seed=3, first_group=2)
+    assert not torch.equal(other_seed.completion_ids, alone.completion_ids)
+
+
+def test_group_seed_is_a_well_spread_function_of_seed_and_group():
+    seeds = {group_seed(s, g) for s in range(64) for g in range(64)}
+    assert len(seeds) == 64 * 64 and all(0 <= x < 2**62 for x in seeds)
+    assert group_seed(5, 3) == group_seed(5, 3)
+    assert all(0 <= group_seed(s, g) < 2**62 for s in (2**63 - 1, 2**64, -1) for g in (0, 2**40))
+    # Well mixed: neighbouring inputs flip about half of the 62 bits.
+    flips = [bin(group_seed(s, g) ^ group_seed(s, g + 1)).count("1") for s in range(16) for g in range(16)]
+    assert 25 < sum(flips) / len(flips) < 37
+
+
+@pytest.mark.parametrize(("temperature", "top_p"), [(1.0, 1.0), (0.7, 1.0), (1.0, 0.8), (1.3, 0.5)])
+def test_inverse_cdf_sampling_draws_each_token_with_its_probability(temperature, top_p):
+    # Token 0 and token 5 have probability 0; top-p cuts the tail further.
+    logits = torch.tensor([[float("-inf"), 1.2, 0.4, -0.3, 0.9, float("-inf"), -1.0, 0.1]])
+    expected = torch.softmax(_top_p_filter(logits / temperature, top_p) if top_p < 1 else logits / temperature, -1)[0]
+    n = 20_000
+    u = 1.0 - torch.rand(n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    token, logp = _sample(logits.expand(n, -1), SamplingParams(temperature=temperature, top_p=top_p), u)
+    freq = torch.bincount(token, minlength=logits.shape[1]).double() / n
+    assert freq[expected == 0].sum() == 0  # never a filtered or impossible token
+    assert (freq - expected).abs().max() < 0.02
+    kept = expected > 0
+    chi2 = (n * (freq[kept] - expected[kept]) ** 2 / expected[kept]).sum()
+    assert chi2 < 30  # df <= 5: far above its 99.9% quantile (20.5)
+    torch.testing.assert_close(logp, expected.log()[token].float())
+    assert top_p == 1.0 or int(kept.sum()) < 6  # top-p did cut something
+
+
+def test_inverse_cdf_sampling_at_the_ends_of_the_unit_interval():
+    logits = torch.tensor([[float("-inf"), 0.5, float("-inf"), 0.2, float("-inf")]]).expand(3, -1)
+    u = torch.tensor([1.0, 2.0**-53, 1e-300], dtype=torch.float64)
+    token, logp = _sample(logits, SamplingParams(temperature=1.0), u)
+    assert token.tolist() == [3, 1, 1]  # u = 1 takes the last possible token, a tiny u the first one
+    assert torch.isfinite(logp).all()
+    greedy, _ = _sample(logits, SamplingParams(temperature=0.0), None)
+    assert greedy.tolist() == [1, 1, 1]
+
+
+def test_inverse_cdf_sampling_gives_each_tail_token_its_own_share():
+    # A 152k vocabulary: one likely token, the rest at probability ~3e-10 each. Every tail token must own its
+    # own interval of u (in float32 the CDF would stand still over most of them, near 1 its grid is 6e-8).
+    V, tail_logit = 151_936, -22.0
+    logits = torch.full((1, V), tail_logit)
+    logits[0, 0] = 0.0
+    total = 1.0 + (V - 1) * math.exp(tail_logit)
+    ks = [1, 2, 777, 70_000, V - 2, V - 1]
+    # The middle of token k's interval: after token 0 and k - 1 tail tokens, plus half a tail token.
+    u = torch.tensor([(1.0 + (k - 0.5) * math.exp(tail_logit)) / total for k in ks], dtype=torch.float64)
+    token, logp = _sample(logits.expand(len(ks), -1), SamplingParams(temperature=1.0), u)
+    assert token.tolist() == ks
+    torch.testing.assert_close(logp, torch.full((len(ks),), tail_logit - math.log(total)))

@@ -69,10 +69,16 @@ def test_chunked_rollout_with_reward_workers_counts_timeouts(tiny_random_model):
     with make_scorer(cfg) as scorer:
         rollout = collect_rollout(cfg, 0, gen, tok, policy, None, examples, ids, scorer)
     assert rollout.completion_ids.shape[0] == 8 and rollout.rewards.shape == (4, 2)
-    assert rollout.metrics["reward/timeouts"] == 0.0  # random text rarely holds an answer to grade...
+    # Random text rarely holds an answer to grade, so only the overlong reward shows; the "hang" prompt's
+    # two samples may hold one (then grading hangs: the sample times out, is counted, and scores 0).
+    timeouts = rollout.metrics["reward/timeouts"]
+    assert timeouts in (0.0, 1.0, 2.0)
     lengths = rollout.completion_mask.sum(dim=1)
-    expected = torch.tensor([[-1.0 if n >= 8 else ((4 - n) / 4 if n > 4 else 0.0) for n in lengths.tolist()]])
-    assert torch.allclose(rollout.rewards.view(1, -1), expected)  # ...so only the overlong reward shows
+    expected = torch.tensor([-1.0 if n >= 8 else ((4 - n) / 4 if n > 4 else 0.0) for n in lengths.tolist()])
+    rewards = rollout.rewards.view(-1)
+    assert torch.allclose(rewards[:6], expected[:6])
+    hung = [r for r in range(6, 8) if not torch.isclose(rewards[r], expected[r])]
+    assert all(rewards[r] == 0.0 for r in hung) and len(hung) <= timeouts
 
 
 def test_each_task_is_scored_with_its_own_rewards_in_process_and_in_workers():

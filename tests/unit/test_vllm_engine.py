@@ -1,5 +1,5 @@
 """The vLLM engine: what runs on CPU is tested for real (outputs -> `Generation` against the HF engine's
-conventions, sampling parameters and seeds, the sleep/sync/generate call order, LoRA-merged weight export).
+conventions, sampling parameters and per-group seeds, the sleep/sync/generate call order, LoRA-merged weight export).
 vLLM itself cannot run here: the engine's call order is checked against `FakeLLM`, a recorder injected
 through `llm=`, and the tests on a real `vllm.LLM` at the end skip without vLLM and CUDA."""
 
@@ -18,6 +18,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.models.logprobs import completion_logprobs
 from r1kit.rollout import HFGenerator, SamplingParams, left_pad
+from r1kit.rollout.base import concat, group_seed
 from r1kit.rollout.vllm import (
     INSTALL_HINT,
     Call,
@@ -119,16 +120,29 @@ def test_sampling_kwargs():
     params = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=12)
     kwargs = sampling_kwargs(params, num_prompts=3, num_samples=4, seed=5, eos_ids={EOS, 3})
     assert kwargs[0] == {"n": 4, "temperature": 0.7, "top_p": 0.9, "max_tokens": 12, "logprobs": 0,
-                         "stop_token_ids": [EOS, 3], "ignore_eos": True, "detokenize": False, "seed": 5 * 3 * 4}
+                         "stop_token_ids": [EOS, 3], "ignore_eos": True, "detokenize": False,
+                         "seed": group_seed(5, 0)}
+    assert [kw["seed"] for kw in kwargs] == [group_seed(5, g) for g in range(3)]  # the HF engine's group seeds
     seeds = _child_seeds(kwargs)
     assert len(set(seeds)) == 12  # every row its own stream, even when a prompt repeats
     assert kwargs == sampling_kwargs(params, num_prompts=3, num_samples=4, seed=5, eos_ids={EOS, 3})
     other = _child_seeds(sampling_kwargs(params, num_prompts=3, num_samples=4, seed=6, eos_ids={EOS, 3}))
     assert not set(seeds) & set(other)  # consecutive steps draw disjoint streams
-    big = sampling_kwargs(params, num_prompts=3, num_samples=4, seed=2**62 - 1, eos_ids={EOS})
-    assert all(0 <= kw["seed"] < 2**63 for kw in big)
+    for seed in (2**62 - 1, 2**63, -1):  # any seed: child seeds stay in [0, 2**63)
+        big = _child_seeds(sampling_kwargs(params, num_prompts=3, num_samples=4, seed=seed, eos_ids={EOS}))
+        assert all(0 <= s < 2**63 for s in big)
     greedy = sampling_kwargs(SamplingParams(temperature=0.0), num_prompts=2, num_samples=4, seed=0, eos_ids={EOS})
     assert [kw["n"] for kw in greedy] == [1, 1]  # vLLM refuses n > 1 when greedy; rows are copied instead
+
+
+def test_sampling_kwargs_of_split_prompts_are_those_of_the_whole_call():
+    # Prompt i is group first_group + i: the prompts of a call split across ranks or chunks get the same seeds.
+    params = SamplingParams(temperature=1.0, max_new_tokens=8)
+    whole = sampling_kwargs(params, num_prompts=5, num_samples=4, seed=9, eos_ids={EOS})
+    for k in range(1, 5):
+        head = sampling_kwargs(params, num_prompts=k, num_samples=4, seed=9, eos_ids={EOS})
+        tail = sampling_kwargs(params, num_prompts=5 - k, num_samples=4, seed=9, eos_ids={EOS}, first_group=k)
+        assert head + tail == whole
 
 
 # ---------------------------------------------------------------- call order
@@ -367,6 +381,20 @@ def test_engine_generation_follows_the_seed_and_the_hf_conventions():
     assert greedy.completion_ids.shape[0] == 3 and (greedy.completion_ids == greedy.completion_ids[0]).all()
 
 
+def test_engine_generation_of_split_prompts_is_that_of_the_whole_call():
+    gen, _, _ = _engine(_tiny_qwen2(tied=True))
+    params = SamplingParams(temperature=1.0, max_new_tokens=6)
+    prompts = [[2, 3], [4], [5, 6, 7], [2, 3]]
+    whole = gen.generate(prompts, params, num_samples=3, seed=11)
+    assert not torch.equal(whole.completion_ids[:3], whole.completion_ids[9:])  # a repeated prompt, other samples
+    for k in (1, 2, 3):
+        head = gen.generate(prompts[:k], params, num_samples=3, seed=11)
+        tail = gen.generate(prompts[k:], params, num_samples=3, seed=11, first_group=k)
+        both = concat([head, tail], PAD)
+        assert all(torch.equal(getattr(both, f), getattr(whole, f))
+                   for f in ("completion_ids", "completion_mask", "logprobs", "finished"))
+
+
 def test_engine_without_sleep_mode_still_loads_and_resets_and_refuses_stale_weights():
     base = _tiny_qwen2(tied=True)
     gen, _, log = _engine(base, sleep_mode=False, load_batch_bytes=1 << 30)
@@ -386,6 +414,8 @@ def test_engine_rejects_bad_arguments():
         gen.generate([[2]], SamplingParams(), num_samples=0)
     with pytest.raises(ValueError, match="at least one token"):
         gen.generate([[]], SamplingParams())
+    with pytest.raises(ValueError, match="first_group"):
+        gen.generate([[2]], SamplingParams(), first_group=-1)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed")

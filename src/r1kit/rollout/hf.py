@@ -4,6 +4,12 @@ Prompts are left-padded so every row's next token sits in the last column; posit
 the attention mask so padding does not shift positions. Each decoding step feeds only the new token
 and reuses the cache. Rows that have emitted EOS leave the decoding batch (their cache rows are
 dropped), so a batch costs what its completions' lengths cost, not its longest one's times the rows.
+
+Sampling is seeded per prompt group (see `base.py`): group g = first_group + i has its own torch.Generator,
+seeded with `group_seed(seed, g)`, that draws num_samples uniforms at every decoding step at which one of
+the group's rows is still unfinished; row j of the group turns the j-th into its token by inverse-CDF
+sampling. A group's t-th draw is thus the same whatever else is in the call or the batch, and splitting the
+prompts across calls (with first_group) or batches (batch_size) changes no sample.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import torch
 from r1kit.models.device import autocast, model_device
 from r1kit.models.kv import output_cache, with_cache
 from r1kit.models.logprobs import unwrapped
-from r1kit.rollout.base import Generation, SamplingParams, left_pad
+from r1kit.rollout.base import Generation, SamplingParams, concat, group_seed, left_pad
 
 
 class HFGenerator:
@@ -43,6 +49,7 @@ class HFGenerator:
         *,
         num_samples: int = 1,
         seed: int = 0,
+        first_group: int = 0,
     ) -> Generation:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
@@ -51,22 +58,24 @@ class HFGenerator:
         prompts = [list(p) for p in prompt_ids]
         if any(len(p) == 0 for p in prompts):
             raise ValueError("every prompt needs at least one token")
-        # One torch.Generator for the whole call: the same seed gives the same completions.
+        if first_group < 0:
+            raise ValueError(f"first_group must be >= 0, got {first_group}")
         device = model_device(self.model)
-        rng = torch.Generator(device=device).manual_seed(seed)
         per_batch = max(self.batch_size // num_samples, 1)  # whole groups per batch
         was_training = self.model.training
         self.model.eval()
         try:
             with autocast(device, self.dtype):
-                parts = [self._generate_batch(prompts[i : i + per_batch], num_samples, params, rng)
+                parts = [self._generate_batch(prompts[i : i + per_batch], num_samples, params,
+                                              GroupStreams(seed, first_group + i, min(per_batch, len(prompts) - i),
+                                                           num_samples, device))
                          for i in range(0, len(prompts), per_batch)]
         finally:
             self.model.train(was_training)
-        return _concat(parts, self.pad_token_id)
+        return concat(parts, self.pad_token_id)
 
     def _generate_batch(self, prompts: list[list[int]], num_samples: int, params: SamplingParams,
-                        rng: torch.Generator) -> Generation:
+                        streams: GroupStreams) -> Generation:
         device = model_device(self.model)
         input_ids, prompt_mask = left_pad(prompts, self.pad_token_id)
         input_ids, prompt_mask = input_ids.to(device), prompt_mask.to(device)
@@ -91,7 +100,8 @@ class HFGenerator:
         logps = torch.zeros((n, params.max_new_tokens), device=device)
         done = torch.zeros(n, dtype=torch.bool, device=device)
         for t in range(params.max_new_tokens):
-            token, logp = _sample(logits, params, rng)
+            u = None if params.temperature <= 0 else streams.uniforms(rows, done)
+            token, logp = _sample(logits, params, u)
             token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
             tokens[rows, t] = token
             logps[rows, t] = torch.where(done, torch.zeros_like(logp), logp)
@@ -134,8 +144,43 @@ def last_logits_only(model: torch.nn.Module) -> dict[str, int]:
 _KEEPS: dict[type, bool] = {}
 
 
-def _sample(logits: torch.Tensor, params: SamplingParams, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """One token per row from logits [n, V]; returns (token [n], its log-prob under the sampled law [n])."""
+class GroupStreams:
+    """The random streams of `n_groups` consecutive prompt groups, the first one `first_group`: one torch.Generator
+    per group on `device`, seeded with `group_seed(seed, group)`. Output row r of the batch is sample r % G of
+    local group r // G (G = num_samples)."""
+
+    def __init__(self, seed: int, first_group: int, n_groups: int, num_samples: int,
+                 device: torch.device | str) -> None:
+        self.num_samples = num_samples
+        self.device = device
+        self.generators = [torch.Generator(device=device).manual_seed(group_seed(seed, first_group + g))
+                           for g in range(n_groups)]
+
+    def uniforms(self, rows: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        """One float64 uniform in (0, 1] per decoding row (`rows`: their output rows; `done`: already finished).
+        Every group with an unfinished row draws num_samples, so its t-th draw does not depend on the other
+        groups; the draws of finished rows are ignored by the caller."""
+        g = self.num_samples
+        alive = torch.unique(rows[~done] // g).tolist()  # sorted local groups
+        draws = [torch.rand(g, generator=self.generators[k], device=self.device, dtype=torch.float64)
+                 for k in alive]
+        if len(alive) == len(self.generators):
+            u = 1.0 - torch.stack(draws)  # rand is in [0, 1): u in (0, 1]
+        else:
+            u = torch.ones((len(self.generators), g), device=self.device, dtype=torch.float64)
+            if alive:
+                u[torch.tensor(alive, device=self.device)] = 1.0 - torch.stack(draws)
+        return u.view(-1)[rows]
+
+
+def _sample(logits: torch.Tensor, params: SamplingParams,
+            u: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token per row from logits [n, V]; returns (token [n], its log-prob under the sampled law [n]).
+    Greedy (temperature <= 0) takes the argmax; otherwise row i takes the token where the cumulative
+    distribution first reaches u[i] (u in (0, 1]): inverse-CDF sampling, so a token is drawn with exactly its
+    probability and a zero-probability one (e.g. cut by top-p) never. The CDF and u are float64: in float32 (a
+    2**-24 grid near 1) the tail tokens of a large vocabulary would lose their own share of the unit interval,
+    some never drawn and others drawn too often (a total variation of ~1e-3 per step with 152k tokens)."""
     if params.temperature <= 0:
         logprobs = torch.log_softmax(logits, dim=-1)
         token = logits.argmax(dim=-1)
@@ -144,7 +189,11 @@ def _sample(logits: torch.Tensor, params: SamplingParams, rng: torch.Generator) 
     if params.top_p < 1.0:
         logits = _top_p_filter(logits, params.top_p)
     logprobs = torch.log_softmax(logits, dim=-1)
-    token = torch.multinomial(logprobs.exp(), 1, generator=rng).squeeze(-1)
+    if u is None:
+        raise ValueError("sampling at temperature > 0 needs one uniform per row")
+    cdf = torch.cumsum(logprobs.exp(), dim=-1, dtype=torch.float64)
+    # u * total <= total (u <= 1), so the search always lands; the clamp only guards against the impossible.
+    token = torch.searchsorted(cdf, (u.double() * cdf[:, -1])[:, None]).squeeze(-1).clamp(max=cdf.shape[-1] - 1)
     return token, logprobs.gather(-1, token[:, None]).squeeze(-1)
 
 
@@ -155,17 +204,3 @@ def _top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     mass_before = probs.cumsum(dim=-1) - probs
     sorted_logits = sorted_logits.masked_fill(mass_before >= top_p, float("-inf"))
     return torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-
-
-def _concat(parts: list[Generation], pad_id: int) -> Generation:
-    width = max(p.completion_ids.shape[1] for p in parts)
-
-    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
-        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
-
-    return Generation(
-        completion_ids=torch.cat([pad(p.completion_ids, pad_id) for p in parts]),
-        completion_mask=torch.cat([pad(p.completion_mask, 0) for p in parts]),
-        logprobs=torch.cat([pad(p.logprobs, 0.0) for p in parts]),
-        finished=torch.cat([p.finished for p in parts]),
-    )

@@ -11,9 +11,10 @@ Written against vLLM's documented API for SUPPORTED (`LLM`, `SamplingParams`, `L
 reset_prefix_cache/apply_model`, `logprobs_mode`, `VLLM_ENABLE_V1_MULTIPROCESSING`), checked in the sources
 of vLLM 0.17.0, 0.20.0 and 0.25.1 (TRL's colocate mode supports the same range). Never run in this project's
 CI (no vLLM, no GPU). Tested on CPU for real: outputs -> `Generation` with the HF engine's conventions,
-sampling parameters and seeds, the call order (`plan`, and the engine executing it on an injected stand-in
-for `vllm.LLM`), and `export_weights` (plain and LoRA-merged tensors loaded into a plain model reproduce the
-policy's logits). The tests on a real engine skip without vLLM and CUDA.
+sampling parameters and per-group seeds (`group_seed`, as in the HF engine), the call order (`plan`, and the
+engine executing it on an injected stand-in for `vllm.LLM`), and `export_weights` (plain and LoRA-merged
+tensors loaded into a plain model reproduce the policy's logits). The tests on a real engine skip without vLLM
+and CUDA.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import torch
 
-from r1kit.rollout.base import Generation, SamplingParams
+from r1kit.rollout.base import Generation, SamplingParams, group_seed
 
 SUPPORTED = ">=0.17,<0.26"
 INSTALL_HINT = "rollout.engine=vllm needs vLLM: pip install 'r1kit[vllm]' (a CUDA machine)"
@@ -112,16 +113,19 @@ def batches(named: Iterable[Named], max_bytes: int) -> Iterator[list[Named]]:
 
 
 def sampling_kwargs(params: SamplingParams, *, num_prompts: int, num_samples: int, seed: int,
-                    eos_ids: Collection[int]) -> list[dict[str, Any]]:
-    """`vllm.SamplingParams` arguments, one per prompt. vLLM seeds child j of a request with seed + j, so
-    prompt i gets (seed * B + i) * G: a repeated prompt gets other samples, the same seed the same ones. Only
-    our EOS ids stop a row (ignore_eos drops the model's own), as in the HF engine. Greedy rows are requested
-    once (vLLM refuses n > 1 without sampling) and copied by `completion_rows`."""
+                    eos_ids: Collection[int], first_group: int = 0) -> list[dict[str, Any]]:
+    """`vllm.SamplingParams` arguments, one per prompt. Prompt i is group first_group + i and its request is
+    seeded with `group_seed(seed, first_group + i)` alone (the HF engine's contract, `base.py`): vLLM gives each
+    seeded request its own generator, and child j the seed + j, so a group's samples do not depend on the other
+    prompts of the call, and splitting the prompts across calls with first_group changes no seed. A repeated
+    prompt gets other samples, the same seed the same ones (given the same logits: vLLM's numerics may still
+    depend on the batch). Only our EOS ids stop a row (ignore_eos drops the model's own), as in the HF engine.
+    Greedy rows are requested once (vLLM refuses n > 1 without sampling) and copied by `completion_rows`."""
     greedy = params.temperature < GREEDY_BELOW
     base = {"n": 1 if greedy else num_samples, "temperature": max(params.temperature, 0.0), "top_p": params.top_p,
             "max_tokens": params.max_new_tokens, "logprobs": 0, "stop_token_ids": sorted(eos_ids),
             "ignore_eos": True, "detokenize": False}
-    return [{**base, "seed": ((seed * num_prompts + i) * num_samples) % 2**63} for i in range(num_prompts)]
+    return [{**base, "seed": group_seed(seed, first_group + i)} for i in range(num_prompts)]
 
 
 def completion_rows(outputs: Sequence[Any], copies: int = 1) -> tuple[list[list[int]], list[list[float]]]:
@@ -245,7 +249,7 @@ class VLLMGenerator:
         self._run(Event.SYNC, partial(self._load, model))
 
     def generate(self, prompt_ids: Sequence[Sequence[int]], params: SamplingParams, *, num_samples: int = 1,
-                 seed: int = 0) -> Generation:
+                 seed: int = 0, first_group: int = 0) -> Generation:
         if num_samples < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         if params.max_new_tokens < 1:
@@ -253,8 +257,10 @@ class VLLMGenerator:
         prompts = [list(p) for p in prompt_ids]
         if not prompts or any(len(p) == 0 for p in prompts):
             raise ValueError("generate needs prompts of at least one token")
+        if first_group < 0:
+            raise ValueError(f"first_group must be >= 0, got {first_group}")
         kwargs = sampling_kwargs(params, num_prompts=len(prompts), num_samples=num_samples, seed=seed,
-                                 eos_ids=self.eos_ids)
+                                 eos_ids=self.eos_ids, first_group=first_group)
         requests = [{"prompt_token_ids": p} for p in prompts]  # a vllm.TokensPrompt: no tokenizer round trip
         outputs = self._run(Event.GENERATE, partial(self.llm.generate, requests,
                                                     [self.sampling_params_cls(**kw) for kw in kwargs], use_tqdm=False))
