@@ -79,3 +79,27 @@ def make_tiny_random_model(path: Path, *, seed: int = 0) -> Path:
 @pytest.fixture(scope="session")
 def tiny_random_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_random_model(tmp_path_factory.mktemp("tiny-qwen2"))
+
+
+def kill_when(cmd: list[str], marker: Path, timeout: float = 300) -> None:
+    """Run `cmd` in its own process group and SIGKILL the whole group (torchrun and its ranks, a run and its
+    worker threads) as soon as `marker` exists; fails if the command ended first."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if marker.exists():
+            os.killpg(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, f"{marker.name} never appeared before the run ended"
+
+
+@pytest.fixture
+def kill_at():
+    """`kill_at(cmd, marker)`: see `kill_when`."""
+    return kill_when

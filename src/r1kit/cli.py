@@ -11,6 +11,8 @@
   r1kit pipeline                               the whole paper in miniature (recipes/tiny/r1.yaml), Table 2 and 6
   r1kit pipeline out_dir=runs/r1 stages=dev1,dev2    a subset; earlier stages' outputs are reused
   r1kit setup-sandbox                          install bubblewrap if missing; check the code sandbox
+  r1kit zero dist.nproc=2                      two processes, torch FSDP2 (= torchrun --nproc_per_node 2 -m r1kit zero)
+  r1kit zero cluster.backend=ray cluster.trainer_workers=2 cluster.rollout_workers=2    Ray actors
 
 Bad input stops before any work with one line on stderr and exit status 2.
 """
@@ -20,10 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from r1kit import distributed as dist
 from r1kit.config import ConfigError, config_yaml, load_config
 from r1kit.models.loading import ModelLoadError
 from r1kit.sandbox import SandboxUnavailableError
@@ -65,13 +69,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "dry_run", False) and stage.dry_run is not None:
             print(stage.dry_run(cfg))
             return 0
+        launch = _launcher(cfg)
+        if launch is not None:
+            if stage.validate is not None:
+                stage.validate(cfg)  # bad input stops here, before any process starts
+            return launch(cfg, args, sys.argv[1:] if argv is None else list(argv))
         summary = stage.run(cfg, progress=not args.quiet)
     except (ConfigError, ModelLoadError, SandboxUnavailableError, CheckpointError) as e:
         print(f"r1kit: error: {e}", file=sys.stderr)
         return 2
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # one report per run: rank 0's
     print(stage.report(cfg, summary))
     if args.command not in ("eval", "pipeline"):
         print(json.dumps(summary))
+    return 0
+
+
+def _launcher(cfg: Any) -> Any:
+    """How to start the processes a config asks for, or None to run in this one."""
+    if getattr(cfg, "cluster", None) is not None and cfg.cluster.backend == "ray":
+        return _run_ray
+    if getattr(cfg, "dist", None) is not None and cfg.dist.nproc > 1 and dist.launched() == 1:
+        return _run_torchrun
+    return None
+
+
+def _run_torchrun(cfg: Any, args: argparse.Namespace, argv: list[str]) -> int:
+    """The same command under `torchrun --standalone --nproc_per_node dist.nproc` (one machine)."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(cfg.dist.nproc),
+           "-m", "r1kit", *argv]
+    return subprocess.run(cmd, check=False).returncode
+
+
+def _run_ray(cfg: Any, args: argparse.Namespace, argv: list[str]) -> int:
+    from r1kit.cluster import ClusterError, run_on_ray
+
+    try:
+        summary = run_on_ray(args.command, cfg, progress=not args.quiet)
+    except ClusterError as e:  # a worker failed mid-run: the message says how to resume
+        print(f"r1kit: error: {e}", file=sys.stderr)
+        return 1
+    print(STAGES[args.command].report(cfg, summary))
+    print(json.dumps(summary))
     return 0
 
 

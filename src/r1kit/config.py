@@ -146,6 +146,10 @@ class SamplingConfig:
     weighted by min(pi_trainer_old / pi_sampler, tis_cap); 0: off."""
     gpu_memory_utilization: float = 0.3
     """vllm engine: the share of GPU memory its weights and KV cache may take."""
+    off_policy_steps: int = 0
+    """1: one-step-off asynchronous rollout: step t+1's completions are generated (and scored) by the
+    policy of step t while step t trains; their own log-probs are the importance ratio's old ones. 0:
+    synchronous."""
 
 
 @dataclass
@@ -295,6 +299,35 @@ class OffloadConfig:
 
 
 @dataclass
+class DistConfig:
+    """More than one process on one machine: torch FSDP2 under torchrun (`r1kit.distributed`)."""
+
+    nproc: int = 1
+    """Processes (one per GPU, or CPU processes): > 1 re-launches the command under `torchrun
+    --nproc_per_node nproc`. Running under torchrun yourself does the same."""
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """auto: nccl on CUDA, gloo on the CPU."""
+
+
+@dataclass
+class ClusterConfig:
+    """Several nodes through Ray (`r1kit.cluster`, `pip install 'r1kit[ray]'`)."""
+
+    backend: Literal["none", "ray"] = "none"
+    """ray: rollout and trainer workers are Ray actors in placement groups; none: this process (or torchrun)."""
+    rollout_workers: int = 1
+    """Ray actors that sample (each holds a replica of the policy, refreshed after every step)."""
+    trainer_workers: int = 1
+    """Ray actors that train: one FSDP2 process group."""
+    address: str | None = None
+    """An existing Ray cluster ("auto", "ray://host:10001"); None starts a local one."""
+    cpus_per_worker: int = 1
+    """Logical CPUs each actor reserves (and its torch threads)."""
+    gpus_per_worker: float = 0.0
+    """GPUs each actor reserves (0 on a CPU cluster)."""
+
+
+@dataclass
 class ZeroConfig:
     """R1-Zero: GRPO straight from a base model with rule rewards (R1-SPEC section 1)."""
 
@@ -336,6 +369,8 @@ class ZeroConfig:
     `r1kit pipeline` gives the RL student the distillation's wall time (Table 6's comparison)."""
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     offload: OffloadConfig = field(default_factory=OffloadConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
 
 @dataclass
@@ -389,6 +424,7 @@ class SFTConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=_sft_optim)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 def _rm_optim() -> OptimConfig:
@@ -435,6 +471,7 @@ class RMConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=_rm_optim)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
 
 
 @dataclass

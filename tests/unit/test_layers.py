@@ -16,9 +16,9 @@ LAYERS = {
     "algorithms": 1,
     "rewards": 2, "sandbox": 2,
     "tasks": 3,
-    "models": 4, "rollout": 4,
+    "models": 4, "rollout": 4, "distributed": 4,
     "trainers": 5, "sampling": 5, "evaluation": 5, "judges": 5,
-    "stages": 6, "pipeline": 7, "cli": 8,
+    "stages": 6, "cluster": 6, "pipeline": 7, "cli": 8, "__main__": 8,
 }
 
 

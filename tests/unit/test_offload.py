@@ -51,9 +51,9 @@ def test_each_module_is_on_the_device_only_for_its_phase(tiny_random_model, monk
 
     real_logprobs = grpo._logprobs_no_grad
 
-    def logprobs(model, rollout, c):
+    def logprobs(model, rollout, c, **kw):
         seen.append(("reference pass" if model is reference else "old-policy pass", dict(fake.where)))
-        return real_logprobs(model, rollout, c)
+        return real_logprobs(model, rollout, c, **kw)
 
     real_step = optimizer.step
 

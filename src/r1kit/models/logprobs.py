@@ -51,7 +51,7 @@ def completion_logprobs(
     time; log-probs and entropy are then 0 at padded positions.
     """
     split = decoder_and_head(model) if chunk_tokens > 0 else None
-    forward = _hidden_forward(split[0]) if split else _logits_forward(model)
+    forward = _hidden_forward(split[0], model) if split else _logits_forward(model)
     # transformers 5 renamed the flag; older releases only have the second name.
     inner = unwrapped(model)
     checkpointing = getattr(inner, "is_activation_checkpointing", None)
@@ -148,15 +148,37 @@ def _logits_forward(model: torch.nn.Module) -> Forward:
     return forward
 
 
-def _hidden_forward(decoder: torch.nn.Module) -> Forward:
+def _hidden_forward(decoder: torch.nn.Module, model: torch.nn.Module) -> Forward:
+    """The decoder's hidden states. Under FSDP2 the call goes through the root `model`, whose forward
+    gathers the root unit's weights (embeddings, final norm, head) and hooks their gradient reduction;
+    a hook on the decoder takes its output, and the root computes the logits of one position only."""
+    sharded = _is_sharded(model)
+
     def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, cache: Any,
                 use_cache: bool) -> tuple[torch.Tensor, Any]:
         kw = with_cache(decoder, cache) if cache is not None else {}
-        out = decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      use_cache=use_cache, **kw)
+        args = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+                "use_cache": use_cache, **kw}
+        if not sharded:
+            out = decoder(**args)
+        else:
+            taken: list[Any] = []
+            hook = decoder.register_forward_hook(lambda _m, _a, o: taken.append(o))
+            try:
+                model(**args, logits_to_keep=1)
+            finally:
+                hook.remove()
+            out = taken[0]
         return out.last_hidden_state, (output_cache(out) if use_cache else None)
 
     return forward
+
+
+def _is_sharded(model: torch.nn.Module) -> bool:
+    """True for a module sharded with FSDP2 (`r1kit.distributed.shard`)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(unwrapped(model), FSDPModule)
 
 
 def _from_logits(logits: torch.Tensor, completion_ids: torch.Tensor, temperature: float, with_entropy: bool

@@ -48,6 +48,9 @@ class Stage:
     """The lines printed when the stage is done."""
     dry_run: Callable[[Any], str] | None = None
     """`--dry-run`: load everything, run one micro-batch of each phase, return the memory plan's lines."""
+    validate: Callable[[Any], None] | None = None
+    """The checks `run` starts with (ConfigError), for stages that launch processes (`dist.nproc`,
+    `cluster.backend=ray`): they run once, before any process starts."""
 
 
 def _run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -60,6 +63,24 @@ def _dry_run_grpo(cfg: ZeroConfig) -> str:
     from r1kit.stages.dry_run import dry_run, report
 
     return report(dry_run(cfg))
+
+
+def _validate_grpo(cfg: ZeroConfig) -> None:
+    from r1kit.stages.grpo import validate
+
+    validate(cfg)
+
+
+def _validate_sft(cfg: SFTConfig) -> None:
+    from r1kit.stages.sft import validate
+
+    validate(cfg)
+
+
+def _validate_rm(cfg: RMConfig) -> None:
+    from r1kit.stages.rm import validate
+
+    validate(cfg)
 
 
 def _run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -183,12 +204,13 @@ def _report_eval(cfg: EvalRunConfig, results: dict[str, Any]) -> str:
 
 STAGES: dict[str, Stage] = {
     "zero": Stage(ZeroConfig, _run_grpo, "R1-Zero: GRPO from a base model with rule rewards", _report_grpo,
-                  _dry_run_grpo),
+                  _dry_run_grpo, _validate_grpo),
     "grpo": Stage(ZeroConfig, _run_grpo, "a GRPO stage from a recipe (R1's reasoning and all-scenario RL)",
-                  _report_grpo, _dry_run_grpo),
+                  _report_grpo, _dry_run_grpo, _validate_grpo),
     "sft": Stage(SFTConfig, _run_sft, "supervised fine-tuning: cold start, rejection-sampling SFT, distillation",
-                 _report_sft),
-    "rm": Stage(RMConfig, _run_rm, "a Bradley-Terry reward model on {prompt, chosen, rejected} pairs", _report_rm),
+                 _report_sft, validate=_validate_sft),
+    "rm": Stage(RMConfig, _run_rm, "a Bradley-Terry reward model on {prompt, chosen, rejected} pairs", _report_rm,
+                validate=_validate_rm),
     "preferences": Stage(PreferencesConfig, _run_preferences, "preference pairs for reward models, labelled by the "
                          "gold rules, with label noise and a spurious feature", _report_preferences),
     "sample": Stage(SampleConfig, _run_sample, "rejection sampling with the paper's filters, written as SFT data",

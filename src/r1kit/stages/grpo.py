@@ -16,16 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 import r1kit.judges  # noqa: F401  (registers the `judge` reward)
+from r1kit import distributed as dist
 from r1kit.config import ConfigError, ZeroConfig, check_window
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_hacking, plot_run
 from r1kit.judges.reward_model import load as load_reward_model_once
 from r1kit.judges.reward_model import register_reward_models
-from r1kit.models.device import check_trainable, resolve_device
+from r1kit.models.device import DTYPES, check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.models.lora import apply_lora, is_adapter_dir, load_adapters, require_peft, save_merged
 from r1kit.models.offload import Offload
@@ -38,9 +38,11 @@ from r1kit.trainers.grpo import (
     make_reference,
     make_scorer,
     mixed_prompts_for_step,
+    sampler,
     step_seed,
     train_step,
 )
+from r1kit.trainers.off_policy import OneStepOff
 from r1kit.trainers.optim import optimizer_state
 from r1kit.trainers.reporting import check_reporting
 from r1kit.trainers.run_dir import RunDir
@@ -104,8 +106,46 @@ def validate(cfg: ZeroConfig) -> None:
                           f"{cfg.rollout.gpu_memory_utilization}")
     if cfg.rollout.engine == "vllm":
         check_vllm(cfg)
+    check_world(cfg)
+    check_off_policy(cfg)
     _validate_tasks(cfg)
     check_reporting(cfg.logging)
+
+
+def check_world(cfg: ZeroConfig) -> None:
+    """ConfigError for launch settings this machine cannot run, or a world size that does not split each
+    minibatch into whole prompt groups (a group split across ranks would change its advantages)."""
+    reason = dist.check_launch(cfg, resolve_device(cfg.model.device))
+    if reason:
+        raise ConfigError(reason)
+    size = dist.planned_size(cfg)
+    if size <= 1:
+        return
+    B, m = cfg.prompts_per_step, cfg.grpo.num_minibatches
+    if B % m or (B // m) % size:
+        raise ConfigError(f"prompts_per_step = {B} in grpo.num_minibatches = {m} minibatches does not split into "
+                          f"{size} processes in whole groups: each minibatch needs a multiple of {size} prompts")
+    unsupported = {"model.lora.rank > 0": cfg.model.lora.rank > 0,
+                   "optim.max_tokens_per_micro_batch > 0": cfg.optim.max_tokens_per_micro_batch > 0,
+                   "offload.*": cfg.offload.reference or cfg.offload.reward_models or cfg.offload.optimizer,
+                   "rollout.engine=vllm": cfg.rollout.engine == "vllm"}
+    for what, on in unsupported.items():
+        if on:
+            raise ConfigError(f"{what} is not supported with several processes yet (world size {size}): "
+                              "run it in one process")
+
+
+def check_off_policy(cfg: ZeroConfig) -> None:
+    """rollout.off_policy_steps: 0 or 1, and not with what samples from the trained module itself."""
+    steps = cfg.rollout.off_policy_steps
+    if steps not in (0, 1):
+        raise ConfigError(f"config key 'rollout.off_policy_steps' must be 0 (synchronous) or 1 (one step off), "
+                          f"got {steps}")
+    if steps and cfg.model.lora.rank > 0:
+        raise ConfigError("rollout.off_policy_steps=1 with LoRA is not supported yet: use one or the other")
+    if steps and cfg.rollout.engine == "vllm":
+        raise ConfigError("rollout.off_policy_steps=1 with rollout.engine=vllm is not supported yet (its sleep mode "
+                          "frees the GPU during training)")
 
 
 def check_windows(cfg: ZeroConfig) -> None:
@@ -213,7 +253,17 @@ def check_vllm(cfg: ZeroConfig) -> None:
 
 
 def make_generator(cfg: ZeroConfig, policy: Any, tokenizer: Any) -> Generator:
-    """The rollout engine: the policy module itself (hf), or a colocated vLLM synced to the policy now."""
+    """The rollout engine: the policy module itself (hf), a colocated vLLM synced to the policy now, or, in
+    a Ray trainer actor (`r1kit.cluster`), the run's rollout workers, synced to the policy now."""
+    import os
+
+    if cfg.cluster.backend == "ray" and os.environ.get("R1KIT_RAY_ROLLOUT"):
+        from r1kit.cluster import ROLLOUT_ENV, RayGenerator
+
+        remote = RayGenerator.connect(os.environ[ROLLOUT_ENV], pad_token_id=tokenizer.pad_token_id,
+                                      out_dir=cfg.out_dir)
+        remote.update_weights(policy)  # the workers loaded model.path: a resumed policy differs
+        return remote
     if cfg.rollout.engine == "hf":
         return HFGenerator(policy, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                            batch_size=cfg.eval.batch_size, dtype=cfg.model.dtype)
@@ -240,9 +290,8 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     checkpoint. Nothing in out_dir is written before every check has passed."""
     started = time.perf_counter()
     validate(cfg)
+    world = dist.start(cfg, resolve_device(cfg.model.device))
     run = RunDir(cfg, steps_derived=steps_derived)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     prep = prepare(cfg)
     tokenizer = prep.tokenizer
     resumed = run.resume(lambda c: (load_policy(cfg, str(c.policy_dir)), c.load_state()))
@@ -251,17 +300,25 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
 
     log = run.begin(start if resumed else None)
     reference = make_reference(policy, cfg.grpo.kl_coef, cfg.model.dtype)
+    if resumed and reference is not None:
+        reference.load_state_dict(resumed[1][1]["reference"])
+    # Several processes: FSDP2 shards (the policy keeps a plain replica that samples and is saved).
+    policy = dist.shard(policy, DTYPES[cfg.model.dtype])
+    reference = dist.shard(reference, DTYPES[cfg.model.dtype], replica=False) if reference is not None else None
+    if cfg.rollout.off_policy_steps and not world.distributed:
+        dist.add_replica(policy)  # one-step-off: the engine samples from its own copy, never the trained one
     optimizer, scheduler = make_optimizer(cfg, policy)
     offload = Offload.of(cfg.offload, resolve_device(cfg.model.device))
     register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device, offload=offload)
-    generator = make_generator(cfg, policy, tokenizer)
+    generator = make_generator(cfg, dist.replica(policy), tokenizer)
+    evaluator = dist.Split(generator)  # held-out prompts: each rank samples its share
 
     def held_out(step: int) -> dict[str, float]:
         e = cfg.eval
         params = SamplingParams(temperature=e.temperature, top_p=e.top_p, max_new_tokens=e.max_new_tokens)
         t0 = time.perf_counter()
         # One fixed seed for every evaluation: differences between steps come from the policy only.
-        result: EvalResult = evaluate(generator, tokenizer, prep.test, prep.test_ids, k=e.samples, params=params,
+        result: EvalResult = evaluate(evaluator, tokenizer, prep.test, prep.test_ids, k=e.samples, params=params,
                                       seed=step_seed(cfg.seed, 0, 4), format_reward=format_reward_of(cfg.task.template))
         return {**result.metrics(), **proxy_rewards(cfg, prep, result), "eval/seconds": time.perf_counter() - t0}
 
@@ -274,13 +331,23 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
             return mixed_prompts_for_step(prep.task_sizes, weights, step, cfg.prompts_per_step, cfg.seed)
 
     scorer = make_scorer(cfg, task_weights=prep.rewards_by_task if cfg.tasks else None)
+    prefetch = OneStepOff(sampler(cfg, generator, tokenizer, prep.train, prep.train_ids, scorer, choose,
+                                  dist.replica(policy))) if cfg.rollout.off_policy_steps else None
+
+    def engine_current() -> None:
+        """One-step-off: the engine samples from the previous policy; an evaluation or a checkpoint wants
+        this one (the batch in flight keeps its own version)."""
+        if prefetch is not None:
+            prefetch.settle()
+            generator.update_weights(dist.sync(policy))
+
     try:
         if resumed:
             state = resumed[1][1]
-            optimizer.load_state_dict(state["optimizer"])
+            dist.load_optimizer_state(optimizer, state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-            if reference is not None:
-                reference.load_state_dict(state["reference"])
+            if prefetch is not None:
+                prefetch.restore(state.get("off_policy"))
         else:
             log.append({"step": 0, **held_out(0)})
         offload.park("reference", reference)
@@ -291,31 +358,43 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
         used = sum(r.get("step_seconds", 0.0) + r.get("eval/seconds", 0.0) for r in log.rows())
         for step in bar:
-            if cfg.max_wall_seconds is not None and used >= cfg.max_wall_seconds:
+            if cfg.max_wall_seconds is not None and dist.same(used >= cfg.max_wall_seconds):
                 break  # an earlier invocation stopped here on time (its last row has the final evaluation)
             row: dict[str, Any] = {"step": step + 1}
             row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
-                                  prep.train, prep.train_ids, scorer=scorer, choose=choose, offload=offload))
+                                  prep.train, prep.train_ids, scorer=scorer, choose=choose, offload=offload,
+                                  prefetch=prefetch))
             done = step + 1
             used += row["step_seconds"]
-            last = done == cfg.steps or (cfg.max_wall_seconds is not None and used >= cfg.max_wall_seconds)
+            last = done == cfg.steps or (cfg.max_wall_seconds is not None
+                                         and dist.same(used >= cfg.max_wall_seconds))  # rank 0's clock
+            save = last or done % cfg.save_every == 0
+            if save or last or (cfg.eval.every and done % cfg.eval.every == 0):
+                engine_current()
             if last or (cfg.eval.every and done % cfg.eval.every == 0):
                 row.update(held_out(done))
                 used += row["eval/seconds"]
             log.append(row)
             bar.set_postfix(reward=f"{row['reward/mean']:.2f}", acc=f"{row.get('accuracy', 0):.2f}",
                             held_out=f"{row.get('eval/pass@1', float('nan')):.2f}")
-            if last or done % cfg.save_every == 0:
-                state = optimizer_state(optimizer, scheduler, done)
-                state["reference"] = reference.state_dict() if reference is not None else None
-                run.save(done, policy, tokenizer, state)
+            if save:
+                # Full tensors in the single-process format: the checkpoint loads at any world size.
+                state = {**optimizer_state(optimizer, scheduler, done), "optimizer": dist.optimizer_state(optimizer)}
+                state["reference"] = dist.full_state_dict(reference) if reference is not None else None
+                state["off_policy"] = prefetch.state() if prefetch is not None else None
+                run.save(done, dist.replica(policy), tokenizer, state)
             if last:
                 break
         bar.close()
     finally:
+        if prefetch is not None:
+            prefetch.close()
         scorer.close()
         run.close()
-    return _finish(cfg, run, prep, policy, tokenizer, time.perf_counter() - started)
+    summary = _finish(cfg, run, prep, dist.replica(policy), tokenizer, time.perf_counter() - started)
+    if world.distributed:
+        dist.shutdown()
+    return summary
 
 
 def proxy_rewards(cfg: ZeroConfig, prep: Prepared, result: EvalResult) -> dict[str, float]:
@@ -340,10 +419,11 @@ def _finish(cfg: ZeroConfig, run: RunDir, prep: Prepared, policy: Any, tokenizer
     rows = run.log.rows()
     evals = [r for r in rows if "eval/pass@1" in r]
     out = Path(cfg.out_dir)
-    save_merged(policy, out / "model")  # LoRA: adapters merged, so plain transformers loads it
-    tokenizer.save_pretrained(out / "model")
-    plot_run(rows, out / "plots", title=f"GRPO on {', '.join(prep.task_names)}")
-    if cfg.reward_models:  # each reward model's proxy beside the gold of the tasks it scores
+    if dist.world().main:
+        save_merged(policy, out / "model")  # LoRA: adapters merged, so plain transformers loads it
+        tokenizer.save_pretrained(out / "model")
+        plot_run(rows, out / "plots", title=f"GRPO on {', '.join(prep.task_names)}")
+    if cfg.reward_models and dist.world().main:  # each reward model's proxy beside the gold of the tasks it scores
         golds = {name: [t.name for t in cfg.tasks if name in (t.rewards or cfg.rewards)] for name in cfg.reward_models}
         plot_hacking(rows, {name: tasks for name, tasks in golds.items() if tasks}, out / "plots" / "hacking.png")
 

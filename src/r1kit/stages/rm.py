@@ -26,9 +26,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from r1kit import distributed as dist
 from r1kit.config import ConfigError, RMConfig
 from r1kit.evaluation.plots import plot_lines
-from r1kit.models.device import check_trainable, resolve_device
+from r1kit.models.device import DTYPES, check_trainable, resolve_device
 from r1kit.models.loading import load_reward_model, load_tokenizer
 from r1kit.trainers.checkpoint import write_atomic
 from r1kit.trainers.optim import adamw, optimizer_state
@@ -57,6 +58,9 @@ def validate(cfg: RMConfig) -> None:
     if cfg.optim.lr <= 0 or any(d.weight <= 0 for d in cfg.data):
         raise ConfigError("optim.lr and every data weight must be > 0")
     check_trainable(cfg.model)
+    reason = dist.check_launch(cfg, resolve_device(cfg.model.device))
+    if reason:
+        raise ConfigError(reason)
     check_reporting(cfg.logging)
 
 
@@ -92,9 +96,8 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
     intact checkpoint."""
     started = time.perf_counter()
     validate(cfg)
+    world = dist.start(cfg, resolve_device(cfg.model.device))
     run = RunDir(cfg)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     tokenizer = load_tokenizer(cfg.model.path)
     try:
         train, held, cut = load_pairs(cfg, tokenizer)
@@ -112,7 +115,11 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
         torch.manual_seed(cfg.seed)  # the new scalar head
         model = load_reward_model(cfg.model.path, "float32", device, pad_token_id=pad)
     start = resumed[0].step if resumed else 0
-    optimizer, scheduler = adamw(cfg.optim, model, total_steps, resumed[1][1] if resumed else None)
+    model = dist.shard(model, DTYPES[cfg.model.dtype])  # type: ignore[assignment]  # several processes: FSDP2
+    optimizer, scheduler = adamw(cfg.optim, model, total_steps)
+    if resumed:
+        dist.load_optimizer_state(optimizer, resumed[1][1]["optimizer"])
+        scheduler.load_state_dict(resumed[1][1]["scheduler"])
     log = run.begin(start if resumed else None)
 
     def evaluate() -> dict[str, Any]:
@@ -139,7 +146,8 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
             log.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['accuracy']:.2f}")
             if done == total_steps or done % cfg.save_every == 0:
-                run.save(done, model, tokenizer, optimizer_state(optimizer, scheduler, done))
+                state = {**optimizer_state(optimizer, scheduler, done), "optimizer": dist.optimizer_state(optimizer)}
+                run.save(done, dist.sync(model), tokenizer, state)
         bar.close()
         rows = log.rows()
     finally:
@@ -149,7 +157,10 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
         result = evaluate_pairs(model, extra, pad_id=pad, batch_size=cfg.batch_size, dtype=cfg.model.dtype)
         summary |= {"eval_data_pairs": len(extra), "eval_data_accuracy": result["accuracy"],
                     "eval_data_margin": result["margin"]}
-    return run.finish(summary | {"wall_seconds": time.perf_counter() - started})
+    summary = run.finish(summary | {"wall_seconds": time.perf_counter() - started})
+    if world.distributed:
+        dist.shutdown()
+    return summary
 
 
 def _finish(cfg: RMConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]],
@@ -160,14 +171,16 @@ def _finish(cfg: RMConfig, model: Any, tokenizer: Any, rows: list[dict[str, Any]
     final = evaluate_pairs(model, scored, pad_id=tokenizer.pad_token_id, batch_size=cfg.batch_size,
                            dtype=cfg.model.dtype)
     mean, std = statistics.fmean(final["rewards"]), statistics.pstdev(final["rewards"])
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    info = {"template": cfg.template, "max_length": cfg.max_length, "reward_mean": mean, "reward_std": std}
-    write_atomic(out / "model" / REWARD_INFO, json.dumps(info, indent=2) + "\n")
-    plot_lines(rows, {"accuracy": "training-batch pair accuracy", "eval/accuracy": "held-out pair accuracy"},
-               out / "plots" / "accuracy.png", title="reward model", ylabel="pair accuracy")
-    plot_lines(rows, {"loss": "train loss", "eval/loss": "held-out loss"}, out / "plots" / "loss.png",
-               title="reward model", ylabel="Bradley-Terry loss")
+    plain: Any = dist.sync(model)  # sharded: the full weights, in the plain replica
+    if dist.world().main:  # one writer
+        plain.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+        info = {"template": cfg.template, "max_length": cfg.max_length, "reward_mean": mean, "reward_std": std}
+        write_atomic(out / "model" / REWARD_INFO, json.dumps(info, indent=2) + "\n")
+        plot_lines(rows, {"accuracy": "training-batch pair accuracy", "eval/accuracy": "held-out pair accuracy"},
+                   out / "plots" / "accuracy.png", title="reward model", ylabel="pair accuracy")
+        plot_lines(rows, {"loss": "train loss", "eval/loss": "held-out loss"}, out / "plots" / "loss.png",
+                   title="reward model", ylabel="Bradley-Terry loss")
     evals = [r for r in rows if "eval/accuracy" in r]
     return {"steps": rows[-1]["step"], "train_pairs": n_train, "heldout_pairs": n_held,
             "pairs_cut_at_max_length": cut, "accuracy_before": evals[0]["eval/accuracy"],

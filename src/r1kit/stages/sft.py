@@ -19,12 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
+from r1kit import distributed as dist
 from r1kit.config import ConfigError, SFTConfig
 from r1kit.evaluation.plots import plot_lines
-from r1kit.models.device import check_trainable, resolve_device
+from r1kit.models.device import DTYPES, check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.trainers.optim import adamw, optimizer_state
 from r1kit.trainers.reporting import check_reporting
@@ -48,6 +48,9 @@ def validate(cfg: SFTConfig) -> None:
         raise ConfigError("optim.lr and every data weight must be > 0")
     check_trainable(cfg.model)
     check_reporting(cfg.logging)
+    reason = dist.check_launch(cfg, resolve_device(cfg.model.device))
+    if reason:
+        raise ConfigError(reason)
 
 
 def load_data(cfg: SFTConfig, tokenizer: Any) -> tuple[list[SFTExample], list[SFTExample]]:
@@ -72,9 +75,8 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
     """SFT end to end; returns summary.json's content. Resumes from out_dir's newest intact checkpoint."""
     started = time.perf_counter()
     validate(cfg)
+    world = dist.start(cfg, resolve_device(cfg.model.device))
     run = RunDir(cfg)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
     tokenizer = load_tokenizer(cfg.model.path)
     tokenizer.padding_side = "right"
     train, held = load_data(cfg, tokenizer)
@@ -85,7 +87,11 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
     resumed = run.resume(lambda c: (load_model(str(c.policy_dir), "float32", device), c.load_state()))
     model = resumed[1][0] if resumed else load_model(cfg.model.path, "float32", device)
     start = resumed[0].step if resumed else 0
-    optimizer, scheduler = adamw(cfg.optim, model, total_steps, resumed[1][1] if resumed else None)
+    model = dist.shard(model, DTYPES[cfg.model.dtype])  # type: ignore[assignment]  # several processes: FSDP2
+    optimizer, scheduler = adamw(cfg.optim, model, total_steps)
+    if resumed:
+        dist.load_optimizer_state(optimizer, resumed[1][1]["optimizer"])
+        scheduler.load_state_dict(resumed[1][1]["scheduler"])
 
     log = run.begin(start if resumed else None)
     pad = tokenizer.pad_token_id
@@ -112,17 +118,22 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
             log.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", eval_loss=f"{row.get('eval/loss', math.nan):.3f}")
             if done == total_steps or done % cfg.save_every == 0:
-                run.save(done, model, tokenizer, optimizer_state(optimizer, scheduler, done))
+                state = {**optimizer_state(optimizer, scheduler, done), "optimizer": dist.optimizer_state(optimizer)}
+                run.save(done, dist.sync(model), tokenizer, state)
         bar.close()
         rows = log.rows()
     finally:
         run.close()
     out = Path(cfg.out_dir)
     tokenizer.padding_side = "left"  # as r1kit loads it for sampling
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    plot_lines(rows, {"loss": "train loss", "eval/loss": "eval loss"}, out / "plots" / "loss.png",
-               title="SFT", ylabel="token-mean loss")
+    final: Any = dist.sync(model)
+    if world.main:
+        final.save_pretrained(out / "model")
+        tokenizer.save_pretrained(out / "model")
+        plot_lines(rows, {"loss": "train loss", "eval/loss": "eval loss"}, out / "plots" / "loss.png",
+                   title="SFT", ylabel="token-mean loss")
+    if world.distributed:
+        dist.shutdown()
     evals = [r["eval/loss"] for r in rows if "eval/loss" in r]
     return run.finish({"steps": total_steps, "train_rows": len(train), "eval_rows": len(held),
                        "eval_loss_before": evals[0], "eval_loss_after": evals[-1],

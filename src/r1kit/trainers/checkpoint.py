@@ -183,13 +183,18 @@ def _fsync_dir(path: Path) -> None:
 
 class MetricsLog:
     """metrics.jsonl: appended and flushed one row per step; each row also goes to the `reporters`
-    (TensorBoard, W&B: `r1kit.trainers.reporting`)."""
+    (TensorBoard, W&B: `r1kit.trainers.reporting`). With `write=False` (the ranks of a distributed run but
+    the first) it reads the file once, at `truncate`, and keeps its own rows in memory."""
 
-    def __init__(self, path: Path, reporters: Sequence[Reporter] = ()) -> None:
+    def __init__(self, path: Path, reporters: Sequence[Reporter] = (), *, write: bool = True) -> None:
         self.path = path
         self.reporters = list(reporters)
+        self.write = write
+        self.memory: list[dict[str, Any]] = []
 
     def rows(self) -> list[dict[str, Any]]:
+        if not self.write:
+            return list(self.memory)
         if not self.path.is_file():
             return []
         rows = []
@@ -202,10 +207,18 @@ class MetricsLog:
 
     def truncate(self, last_step: int) -> None:
         """Keep the rows of steps <= last_step (a resumed run rewrites the rest)."""
+        if not self.write:
+            self.write = True  # read the file as the writer left it
+            self.memory = [r for r in self.rows() if r["step"] <= last_step]
+            self.write = False
+            return
         kept = [r for r in self.rows() if r["step"] <= last_step]
         write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def append(self, row: dict[str, Any]) -> None:
+        if not self.write:
+            self.memory.append(row)
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
             f.flush()

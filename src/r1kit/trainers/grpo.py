@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from r1kit import distributed as dist
 from r1kit.algorithms import group_advantages, grpo_loss, masked_mean, micro_batch_weight, zero_variance_share
 from r1kit.config import ZeroConfig
 from r1kit.models.device import DTYPES, autocast, model_device
@@ -28,7 +29,8 @@ from r1kit.models.lora import is_lora, reference_view, refresh_reference
 from r1kit.models.offload import Offload
 from r1kit.models.packed_logprobs import PackBy, build, pack_plan, packed_logprobs
 from r1kit.rewards.scoring import RewardScorer
-from r1kit.rollout import Generation, Generator, SamplingParams, left_pad
+from r1kit.rollout import Generator, SamplingParams, left_pad
+from r1kit.rollout.base import concat
 from r1kit.trainers.optim import adamw
 from r1kit.types import Example
 
@@ -138,10 +140,29 @@ def collect_rollout(
     scorer: RewardScorer | None = None,
     offload: Offload | None = None,
 ) -> Rollout:
-    """Generate G completions per prompt, score them and compute advantages (no gradient).
+    """Generate G completions per prompt, score them, compute advantages, and the reference's and the
+    policy's log-probs (no gradient): `sample_rollout`, then `add_logprobs`."""
+    rollout = sample_rollout(cfg, step, generator, tokenizer, examples, prompt_ids, scorer)
+    return add_logprobs(cfg, rollout, policy, reference, offload)
+
+
+def sample_rollout(
+    cfg: ZeroConfig,
+    step: int,
+    generator: Generator,
+    tokenizer: Any,
+    examples: Sequence[Example],
+    prompt_ids: Sequence[Sequence[int]],
+    scorer: RewardScorer | None = None,
+    group: str = "objects",
+) -> Rollout:
+    """Generate G completions per prompt, score them and compute advantages (no model pass but the
+    engine's; `group`: the process group of the gathers, "rollout" from the one-step-off thread).
 
     The B prompts are generated in `cfg.scoring.chunks` chunks of whole groups; each chunk goes to the
-    scorer as soon as it exists, so with reward workers it is scored while the next one generates.
+    scorer as soon as it exists, so with reward workers it is scored while the next one generates. In a
+    distributed run each rank generates and scores its contiguous share of the groups, and the shares
+    are gathered back in rank order: every rank then holds the whole rollout.
     """
     B, G = len(examples), cfg.group_size
     r = cfg.rollout
@@ -149,10 +170,13 @@ def collect_rollout(
     own_scorer = scorer is None
     scorer = scorer or make_scorer(cfg, workers=0)
     parts, pending = [], []
+    lo, hi = dist.share(B)
     try:
-        for c, (a, b) in enumerate(_chunks(B, cfg.scoring.chunks)):
-            seed = step_seed(cfg.seed, step, 2 if c == 0 else 1000 + c)
-            part = generator.generate(prompt_ids[a:b], params, num_samples=G, seed=seed)
+        for a, b in _chunks(hi - lo, cfg.scoring.chunks):
+            a, b = a + lo, b + lo
+            # Seeded per prompt group: neither chunks nor ranks change a sample.
+            part = generator.generate(prompt_ids[a:b], params, num_samples=G, seed=step_seed(cfg.seed, step, 2),
+                                      first_group=a)
             texts = tokenizer.batch_decode(part.completion_ids, skip_special_tokens=True)
             repeated = [e for e in examples[a:b] for _ in range(G)]
             counts = part.completion_mask.sum(dim=1).tolist()
@@ -162,7 +186,10 @@ def collect_rollout(
     finally:
         if own_scorer:
             scorer.close()
-    gen = _concat(parts, tokenizer.pad_token_id)
+    shares = dist.gather((parts, results), group=group)
+    parts = [p for ps, _ in shares for p in ps]
+    results = [r for _, rs in shares for r in rs]
+    gen = concat(parts, tokenizer.pad_token_id)
     names = list(dict.fromkeys(k for res in results for k in res.per_reward))
     per_reward = {k: [x for res in results for x in res.per_reward.get(k, [math.nan] * len(res.total))]
                   for k in names}
@@ -171,20 +198,6 @@ def collect_rollout(
     advantages = group_advantages(rewards, scale_by_std=cfg.grpo.scale_by_std).view(-1)
 
     p_ids, p_mask = left_pad(prompt_ids, tokenizer.pad_token_id)
-    rollout = Rollout(p_ids, p_mask, gen.completion_ids, gen.completion_mask, rewards, advantages, None, None, {},
-                      sampler_logprobs=gen.logprobs)
-    ref_logprobs = old_logprobs = None
-    if cfg.grpo.kl_coef > 0 and (reference is not None or is_lora(policy)):
-        # The frozen copy (on the device only for this pass, with offload.reference), or the LoRA policy
-        # with its adapters disabled.
-        with (offload.phase("reference", reference) if offload else contextlib.nullcontext(),
-              reference_view(policy, reference) as ref):
-            ref_logprobs = _logprobs_no_grad(ref, rollout, cfg)
-    drift_metrics = {}
-    if cfg.grpo.num_minibatches * cfg.grpo.num_epochs > 1:
-        old_logprobs = _logprobs_no_grad(policy, rollout, cfg)
-        drift_metrics = drift((gen.logprobs - old_logprobs).abs()[gen.completion_mask.bool()])
-
     lengths = gen.completion_mask.sum(dim=1).float()
     metrics = {
         "reward/mean": rewards.mean().item(),
@@ -197,7 +210,6 @@ def collect_rollout(
         "truncated_rate": (~gen.finished).float().mean().item(),
         "zero_variance_groups": zero_variance_share(rewards),
         "tokens": float(gen.completion_mask.sum().item()),
-        **drift_metrics,
     }
     for name, spec in cfg.reward_models.items():  # a reward model outside its window scores 0: say so
         metrics[f"reward/{name}/active"] = float(spec.active_at(step, cfg.steps))
@@ -211,6 +223,27 @@ def collect_rollout(
             metrics[f"task/{task}/reward"] = sum(total[i] for i in rows) / len(rows)
             if "accuracy" in per_reward:
                 metrics[f"task/{task}/accuracy"] = _mean_std([per_reward["accuracy"][i] for i in rows])["mean"]
+    return Rollout(p_ids, p_mask, gen.completion_ids, gen.completion_mask, rewards, advantages, None, None, metrics,
+                   sampler_logprobs=gen.logprobs)
+
+
+def add_logprobs(cfg: ZeroConfig, rollout: Rollout, policy: torch.nn.Module, reference: torch.nn.Module | None,
+                 offload: Offload | None = None, *, old_by: torch.nn.Module | None = None,
+                 group: str = "objects") -> Rollout:
+    """The rollout with the reference's log-probs (when the KL is on) and the old policy's (when it gets
+    more than one update). `old_by`: the policy that generated it, when that is not `policy` (one-step-off
+    rollout: its old log-probs are always needed, and never recomputed by the newer policy)."""
+    ref_logprobs, old_logprobs, metrics = rollout.ref_logprobs, rollout.old_logprobs, dict(rollout.metrics)
+    if ref_logprobs is None and cfg.grpo.kl_coef > 0 and (reference is not None or is_lora(policy)):
+        # The frozen copy (on the device only for this pass, with offload.reference), or the LoRA policy
+        # with its adapters disabled.
+        with (offload.phase("reference", reference) if offload else contextlib.nullcontext(),
+              reference_view(policy, reference) as ref):
+            ref_logprobs = _logprobs_no_grad(ref, rollout, cfg)
+    if old_logprobs is None and (old_by is not None or cfg.grpo.num_minibatches * cfg.grpo.num_epochs > 1):
+        old_logprobs = _logprobs_no_grad(old_by or policy, rollout, cfg, group=group)
+        assert rollout.sampler_logprobs is not None
+        metrics.update(drift((rollout.sampler_logprobs - old_logprobs).abs()[rollout.completion_mask.bool()]))
     return dataclasses.replace(rollout, ref_logprobs=ref_logprobs, old_logprobs=old_logprobs, metrics=metrics)
 
 
@@ -235,21 +268,6 @@ def _chunks(n: int, parts: int) -> list[tuple[int, int]]:
     parts = max(1, min(parts, n))
     bounds = [round(i * n / parts) for i in range(parts + 1)]
     return list(itertools.pairwise(bounds))
-
-
-def _concat(parts: Sequence[Generation], pad_id: int) -> Generation:
-    """Stack generations of different lengths, padding on the right as the generator does."""
-    if len(parts) == 1:
-        return parts[0]
-    T = max(p.completion_ids.shape[1] for p in parts)
-
-    def pad(t: torch.Tensor, value: float) -> torch.Tensor:
-        return torch.nn.functional.pad(t, (0, T - t.shape[1]), value=value)
-
-    return Generation(completion_ids=torch.cat([pad(p.completion_ids, pad_id) for p in parts]),
-                      completion_mask=torch.cat([pad(p.completion_mask, 0) for p in parts]),
-                      logprobs=torch.cat([pad(p.logprobs, 0.0) for p in parts]),
-                      finished=torch.cat([p.finished for p in parts]))
 
 
 def _mean_std(values: Sequence[float]) -> dict[str, float]:
@@ -300,15 +318,26 @@ def pack_by(cfg: ZeroConfig, model: torch.nn.Module) -> PackBy:
 
 
 @torch.no_grad()
-def _logprobs_no_grad(model: torch.nn.Module, rollout: Rollout, cfg: ZeroConfig) -> torch.Tensor:
-    """[N, T] log-probs of the whole rollout (kept on the CPU), in micro-batches of whole groups."""
+def _logprobs_no_grad(model: torch.nn.Module, rollout: Rollout, cfg: ZeroConfig, group: str = "objects"
+                      ) -> torch.Tensor:
+    """[N, T] log-probs of the whole rollout (kept on the CPU), in micro-batches of whole groups; each
+    rank computes its share of the groups and the shares are gathered."""
     N, T = rollout.completion_ids.shape
     G = rollout.group_size
     out = torch.zeros((N, T))
     micro = max((cfg.optim.micro_batch_size or N) // G, 1) * G
-    for rows, logprobs, _, _ in micro_batches(cfg, model, rollout, torch.arange(N), micro=micro):
+    mine = local_rows(torch.arange(N), G)
+    for rows, logprobs, _, _ in micro_batches(cfg, model, rollout, mine, micro=micro):
         out[rows, : logprobs.shape[1]] = logprobs.float().cpu()
+    if dist.world().distributed:
+        out = sum(dist.gather(out, group=group))  # each row is non-zero on one rank only
     return out
+
+
+def local_rows(rows: torch.Tensor, group_size: int) -> torch.Tensor:
+    """This rank's contiguous share of `rows` (whole groups of `group_size`; all of them alone)."""
+    a, b = dist.share(len(rows) // group_size)
+    return rows[a * group_size : b * group_size]
 
 
 def drift(gap: torch.Tensor) -> dict[str, float]:
@@ -356,12 +385,13 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
     """One optimizer step on `rows`, accumulating gradients over micro-batches."""
     g = cfg.grpo
     device = model_device(policy)
-    full_mask = rollout.completion_mask[rows]
+    full_mask = rollout.completion_mask[rows]  # the whole minibatch's, on every rank: global weights
     stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}
     gaps: list[torch.Tensor] = []
     optimizer.zero_grad(set_to_none=True)
-    for part, logprobs, entropy, cmask in micro_batches(cfg, policy, rollout, rows,
-                                                        micro=cfg.optim.micro_batch_size or len(rows),
+    mine = local_rows(rows, rollout.group_size)
+    for part, logprobs, entropy, cmask in micro_batches(cfg, policy, rollout, mine,
+                                                        micro=cfg.optim.micro_batch_size or len(mine),
                                                         with_entropy=True):
         T = cmask.shape[1]
         old = rollout.old_logprobs[part, :T].to(device) if rollout.old_logprobs is not None else logprobs.detach()
@@ -386,10 +416,12 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
         stats["clip_fraction"] += out.clip_fraction.item() * share
         assert entropy is not None
         stats["entropy"] += masked_mean(entropy, cmask).item() * share
+    stats = dist.total(stats)  # each rank's share of the minibatch's means: summed, they are the means
+    gaps = [gap for part in dist.gather(gaps) for gap in part]
     if gaps:
         stats.update(drift(torch.cat(gaps)))
     max_norm = cfg.optim.max_grad_norm if cfg.optim.max_grad_norm > 0 else math.inf
-    stats["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(policy.parameters(), max_norm))
+    stats["grad_norm"] = dist.grad_norm(policy, max_norm)
     stats["lr"] = optimizer.param_groups[0]["lr"]
     with offload.phase("optimizer", optimizer) if offload else contextlib.nullcontext():
         optimizer.step()
@@ -440,17 +472,29 @@ def train_step(
     scorer: RewardScorer | None = None,
     choose: Callable[[int], list[int]] | None = None,
     offload: Offload | None = None,
+    prefetch: Any = None,
 ) -> dict[str, float]:
     """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics.
-    `choose(step)` gives the indices of the step's prompts (default: `prompts_for_step` over all)."""
+    `choose(step)` gives the indices of the step's prompts (default: `prompts_for_step` over all).
+    `prefetch` (a `r1kit.trainers.off_policy.OneStepOff`): the batch comes from the previous policy,
+    and the next one is generated while this one trains."""
     start = clock()
-    idx = choose(step) if choose else prompts_for_step(len(examples), step, cfg.prompts_per_step, cfg.seed)
-    rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
-                              [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer, offload)
+    if prefetch is None:
+        idx = step_prompts(cfg, step, len(examples), choose)
+        rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
+                                  [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer, offload)
+        version = step
+    else:
+        rollout, version = prefetch.take(step, step)
+        generator.update_weights(dist.sync(policy))  # the engine is idle: it gets pi_step...
+        if step + 1 < cfg.steps:
+            prefetch.launch(step + 1, step)  # ...and samples the next batch with it while this one trains
+        rollout = add_logprobs(cfg, rollout, policy, reference, offload)  # the reference's (old ones: done)
     if hasattr(generator, "sleep"):  # vLLM: free its GPU memory for training; update_weights wakes it
         generator.sleep()
     stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout, offload)
-    generator.update_weights(policy)
+    if prefetch is None:
+        generator.update_weights(dist.sync(policy))  # sharded: the full weights, gathered into the replica
     every = cfg.grpo.ref_update_every
     if every > 0 and (step + 1) % every == 0:
         if reference is not None:
@@ -458,6 +502,26 @@ def train_step(
         elif is_lora(policy):  # merge the adapters into the base: adapters off is the new reference
             refresh_reference(policy, optimizer, step_seed(cfg.seed, step, 5))
     seconds = clock() - start
-    metrics = {**rollout.metrics, **stats, "step_seconds": seconds,
+    metrics = {**rollout.metrics, **stats, "rollout/policy_version": float(version),
+               "rollout/lag": float(step - version), "step_seconds": seconds,
                "tokens_per_s": rollout.metrics["tokens"] / max(seconds, 1e-9)}
     return metrics
+
+
+def step_prompts(cfg: ZeroConfig, step: int, n_examples: int, choose: Callable[[int], list[int]] | None) -> list[int]:
+    """Indices of `step`'s prompts: `choose(step)`, or `prompts_for_step` over all examples."""
+    return choose(step) if choose else prompts_for_step(n_examples, step, cfg.prompts_per_step, cfg.seed)
+
+
+def sampler(cfg: ZeroConfig, generator: Generator, tokenizer: Any, examples: Sequence[Example],
+            prompt_ids: Sequence[Sequence[int]], scorer: RewardScorer | None,
+            choose: Callable[[int], list[int]] | None, engine_model: torch.nn.Module) -> Callable[[int], Rollout]:
+    """sample(step) for one-step-off rollout: the step's batch, scored, with its old log-probs computed by
+    the engine's own weights (`engine_model`, the policy that generated it), on the "rollout" group."""
+    def sample(step: int) -> Rollout:
+        idx = step_prompts(cfg, step, len(examples), choose)
+        rollout = sample_rollout(cfg, step, generator, tokenizer, [examples[i] for i in idx],
+                                 [prompt_ids[i] for i in idx], scorer, group="rollout")
+        return add_logprobs(cfg, rollout, engine_model, None, old_by=engine_model, group="rollout")
+
+    return sample

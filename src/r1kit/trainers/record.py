@@ -8,7 +8,9 @@ are the ones that cannot change what is computed:
 - where and how the run is observed or stored: `out_dir`, `save_every`, `keep_checkpoints`, `eval.every`
   (evaluations draw from their own seeded generator, so they never shift the training samples),
   `logging.*`;
-- where it runs: `threads` and `model.device`. These change floating-point summation order only, so a
+- where it runs: `threads`, `model.device`, `dist.*` and `cluster.*` (the world size: work is split in
+  whole groups, sampling is seeded per group and gradients are summed over globally normalised losses,
+  `r1kit.distributed`). These change floating-point summation order only, so a
   resumed run stays the same run but is bit-identical to an uninterrupted one only on the same device
   with the same thread count;
 - raising `steps`, when nothing is derived from it: a constant learning-rate schedule (warm-up counts
@@ -40,7 +42,8 @@ from r1kit.trainers.checkpoint import write_atomic
 CONFIG_FILE = "config.yaml"
 INVOCATIONS = "invocations.jsonl"
 
-SAFE_KEYS = ("out_dir", "save_every", "keep_checkpoints", "eval.every", "logging", "threads", "model.device")
+SAFE_KEYS = ("out_dir", "save_every", "keep_checkpoints", "eval.every", "logging", "threads", "model.device", "dist",
+             "cluster")
 """Keys (or whole sections) whose change never changes what a run computes; see the module docstring."""
 
 

@@ -1,6 +1,9 @@
 """The reward-model loop's pieces: score sequences, one optimizer step on a batch of pairs, held-out
 pair accuracy. The model is any `AutoModelForSequenceClassification` with one label; its forward reads
-the score at the rightmost non-padding token (the EOS `r1kit.trainers.pairs` appends)."""
+the score at the rightmost non-padding token (the EOS `r1kit.trainers.pairs` appends).
+
+In a distributed run each rank scores its contiguous share of the pairs; the loss stays the mean over the
+whole batch and gradients are summed over the ranks (`r1kit.distributed`)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from typing import Any
 
 import torch
 
+from r1kit import distributed as dist
 from r1kit.algorithms.reward_model import bradley_terry_loss
 from r1kit.models.device import autocast, model_device
 from r1kit.trainers.pairs import PairExample, pad_right
@@ -50,23 +54,28 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     start = time.perf_counter()
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    micro = micro_batch_size or len(pairs)
-    loss_sum, right, lead = 0.0, 0.0, 0.0
-    for at in range(0, len(pairs), micro):
-        part = pairs[at : at + micro]
-        chosen, rejected = pair_rewards(model, part, pad_id=pad_id, dtype=dtype)
-        loss = bradley_terry_loss(chosen, rejected, margin=_margins(part),
+    a, z = dist.spread(len(pairs))
+    mine = pairs[a:z]
+    micro = micro_batch_size or max(len(mine), 1)
+    sums = {"loss": 0.0, "right": 0.0, "lead": 0.0}
+    for part in dist.as_many([mine[at : at + micro] for at in range(0, len(mine), micro)]):
+        chosen, rejected = pair_rewards(model, part or pairs[:1], pad_id=pad_id, dtype=dtype)
+        loss = bradley_terry_loss(chosen, rejected, margin=_margins(part or pairs[:1]),
                                   center_coefficient=center_coefficient).sum() / len(pairs)
+        if part is None:  # an idle forward: this rank has no more pairs
+            loss = loss * 0.0
         loss.backward()
-        loss_sum += loss.item()
-        right += (chosen > rejected).sum().item()
-        lead += (chosen - rejected).sum().item()
-    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm if max_grad_norm > 0 else math.inf))
+        if part is not None:
+            sums["loss"] += loss.item()
+            sums["right"] += (chosen > rejected).sum().item()
+            sums["lead"] += (chosen - rejected).sum().item()
+    sums = dist.total(sums)
+    norm = dist.grad_norm(model, max_grad_norm if max_grad_norm > 0 else math.inf)
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
     scheduler.step()
-    return {"loss": loss_sum, "accuracy": right / len(pairs), "margin": lead / len(pairs), "grad_norm": norm,
-            "lr": lr, "step_seconds": time.perf_counter() - start}
+    return {"loss": sums["loss"], "accuracy": sums["right"] / len(pairs), "margin": sums["lead"] / len(pairs),
+            "grad_norm": norm, "lr": lr, "step_seconds": time.perf_counter() - start}
 
 
 @torch.no_grad()
@@ -79,14 +88,18 @@ def evaluate_pairs(model: torch.nn.Module, pairs: Sequence[PairExample], *, pad_
     was_training = model.training
     model.eval()
     chosen_all, rejected_all = [], []
+    a, z = dist.spread(len(pairs))  # this rank's share; the scores are gathered in rank order
     try:
-        for at in range(0, len(pairs), batch_size):
-            chosen, rejected = pair_rewards(model, pairs[at : at + batch_size], pad_id=pad_id, dtype=dtype)
-            chosen_all.append(chosen)
-            rejected_all.append(rejected)
+        for part in dist.as_many([pairs[at : min(at + batch_size, z)] for at in range(a, z, batch_size)]):
+            chosen, rejected = pair_rewards(model, part or pairs[:1], pad_id=pad_id, dtype=dtype)
+            if part is not None:
+                chosen_all.append(chosen.cpu())
+                rejected_all.append(rejected.cpu())
     finally:
         model.train(was_training)
-    chosen, rejected = torch.cat(chosen_all), torch.cat(rejected_all)
+    shares = dist.gather((chosen_all, rejected_all))
+    chosen = torch.cat([t for c, _ in shares for t in c])
+    rejected = torch.cat([t for _, r in shares for t in r])
     return {"accuracy": (chosen > rejected).float().mean().item(), "margin": (chosen - rejected).mean().item(),
             "loss": bradley_terry_loss(chosen, rejected, margin=_margins(pairs)).mean().item(),
             "rewards": [*chosen.tolist(), *rejected.tolist()]}

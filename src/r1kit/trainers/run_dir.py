@@ -10,6 +10,9 @@ What it holds: `config.yaml` and `invocations.jsonl` (`r1kit.trainers.record`), 
 configured reporters (`r1kit.trainers.reporting`), verified checkpoints (`r1kit.trainers.checkpoint`),
 `summary.json`. A stage config needs `out_dir`; `keep_checkpoints` if it saves checkpoints, `logging`
 if its metrics go to reporters.
+
+In a distributed run only rank 0 writes; the other ranks read what it wrote once (after a barrier) and
+keep their metrics rows in memory, so every rank sees the same log.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from r1kit import distributed as dist
 from r1kit.config import to_dict
 from r1kit.trainers.checkpoint import Checkpoint, MetricsLog, resume_checkpoint, save_checkpoint, write_atomic
 from r1kit.trainers.record import check_resume, record_invocation
@@ -49,6 +53,11 @@ class RunDir:
     def begin(self, resumed_step: int | None) -> MetricsLog:
         """Create out_dir, record this invocation and open the metrics log: rows after `resumed_step` are
         dropped (a resumed run writes them again); None starts the log afresh."""
+        if not dist.world().main:
+            dist.barrier()  # rank 0 has truncated the log
+            self.log = MetricsLog(self.out / "metrics.jsonl", write=False)
+            self.log.truncate(resumed_step if resumed_step is not None else -1)
+            return self.log
         self.out.mkdir(parents=True, exist_ok=True)
         record_invocation(self.out, self.cfg, resumed_from=resumed_step or 0, changed=self.changed)
         first = resumed_step + 1 if resumed_step is not None else 0
@@ -56,10 +65,16 @@ class RunDir:
         reporters = open_reporters(logging, self.out, config=to_dict(self.cfg), first_step=first) if logging else []
         self.log = MetricsLog(self.out / "metrics.jsonl", reporters)
         self.log.truncate(resumed_step if resumed_step is not None else -1)
+        dist.barrier()
         return self.log
 
     def save(self, step: int, model: Any, tokenizer: Any, state: dict[str, Any]) -> Checkpoint:
-        return save_checkpoint(self.out, step, model, tokenizer, state, keep=self.cfg.keep_checkpoints)
+        """Rank 0 writes (`model`: the plain module, `state`: full tensors); every rank waits for it."""
+        main = dist.world().main
+        ckpt = (save_checkpoint(self.out, step, model, tokenizer, state, keep=self.cfg.keep_checkpoints) if main
+                else Checkpoint(step, self.out))
+        dist.barrier()
+        return ckpt
 
     def close(self) -> None:
         if self.log is not None:
@@ -67,5 +82,6 @@ class RunDir:
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """Write summary.json (atomically, last): the stage is done."""
-        write_atomic(self.out / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        if dist.world().main:
+            write_atomic(self.out / SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary

@@ -7,6 +7,10 @@ cost more than the padding they save; `ROW_FACTOR`), sorts the rows by length in
 buckets: rows of similar length share a forward, so little is padded), and accumulates the token-mean
 loss of the whole batch (`r1kit.algorithms.sft`). Without packing, each example is its own row.
 
+In a distributed run each rank packs and trains its contiguous share of the batch; the loss stays divided
+by the whole batch's completion tokens and gradients are summed over the ranks (`r1kit.distributed`), so
+the update is the single-process one.
+
 Batches are drawn at random, not by length: a first version dealt length-sorted examples into batches,
 which made each batch mostly one kind of example (short additions, long Countdown searches) and ended
 with an eval loss 49 % above TRL's random batches on the same data (`benchmarks/sft_vs_trl.py`).
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
+from r1kit import distributed as dist
 from r1kit.algorithms.sft import sft_loss
 from r1kit.models.device import autocast, model_device
 from r1kit.models.packing import attention_inputs, best_fit, pack
@@ -90,29 +95,45 @@ def forward_loss(model: torch.nn.Module, examples: Sequence[SFTExample], rows: S
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, examples: Sequence[SFTExample], b: Batching,
                *, pad_id: int, max_grad_norm: float, dtype: str = "float32") -> dict[str, float]:
-    """One optimizer step on `examples` (one batch); returns its metrics."""
+    """One optimizer step on `examples` (one batch; this rank's share of it); returns its metrics."""
     start = time.perf_counter()
     model.train()
-    rows = rows_of(examples, b)
-    learned = sum(len(e.completion_ids) for e in examples)
+    a, z = dist.spread(len(examples))
+    mine = list(examples[a:z])
+    rows = rows_of(mine, b) if mine else []
+    learned = sum(len(e.completion_ids) for e in examples)  # the whole batch's: a global token mean
     real = sum(len(e.ids) for e in examples)
-    micro = b.micro_batch_size or len(rows)
     optimizer.zero_grad(set_to_none=True)
     loss_sum, slots = 0.0, 0
-    for at in range(0, len(rows), micro):
-        part = rows[at : at + micro]
-        loss = forward_loss(model, examples, part, pad_id=pad_id, num_tokens=learned, dtype=dtype)
+    for part in dist.as_many(_micro_batches(rows, b)):
+        if part is None:
+            loss = _idle_forward(model, examples, pad_id, dtype)
+        else:
+            loss = forward_loss(model, mine, part, pad_id=pad_id, num_tokens=learned, dtype=dtype)
+            slots += len(part) * max(sum(len(mine[i].ids) for i in r) for r in part)
         loss.backward()
         loss_sum += loss.item()
-        slots += len(part) * max(sum(len(examples[i].ids) for i in r) for r in part)
-    norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm if max_grad_norm > 0 else math.inf))
+    sums = dist.total({"loss": loss_sum, "slots": float(slots), "rows": float(len(rows))})
+    norm = dist.grad_norm(model, max_grad_norm if max_grad_norm > 0 else math.inf)
     lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
     scheduler.step()
     seconds = time.perf_counter() - start
-    return {"loss": loss_sum, "grad_norm": norm, "lr": lr, "tokens": float(real), "completion_tokens": float(learned),
-            "rows": float(len(rows)), "padding_share": 1 - real / max(slots, 1), "step_seconds": seconds,
+    return {"loss": sums["loss"], "grad_norm": norm, "lr": lr, "tokens": float(real),
+            "completion_tokens": float(learned), "rows": sums["rows"],
+            "padding_share": 1 - real / max(sums["slots"], 1), "step_seconds": seconds,
             "tokens_per_s": real / max(seconds, 1e-9)}
+
+
+def _micro_batches(rows: list[list[int]], b: Batching) -> list[list[list[int]]]:
+    """`rows` cut into micro-batches of `b.micro_batch_size` rows (0: all at once)."""
+    micro = b.micro_batch_size or max(len(rows), 1)
+    return [rows[at : at + micro] for at in range(0, len(rows), micro)]
+
+
+def _idle_forward(model: torch.nn.Module, examples: Sequence[SFTExample], pad_id: int, dtype: str) -> torch.Tensor:
+    """A forward whose loss is zero: a rank without work still joins the collectives of a forward."""
+    return forward_loss(model, examples, [[0]], pad_id=pad_id, num_tokens=1, dtype=dtype) * 0.0
 
 
 @torch.no_grad()
@@ -124,14 +145,18 @@ def eval_loss(model: torch.nn.Module, examples: Sequence[SFTExample], b: Batchin
     was_training = model.training
     model.eval()
     total, tokens = 0.0, sum(len(e.completion_ids) for e in examples)
+    a, z = dist.spread(len(examples))
+    mine = examples[a:z]  # this rank's share; the sums are added over the ranks
+    work = []
+    for at in range(0, len(mine), b.batch_size):
+        chunk = mine[at : at + b.batch_size]
+        work += [(chunk, part) for part in _micro_batches(rows_of(chunk, b), b)]
     try:
-        for at in range(0, len(examples), b.batch_size):
-            chunk = examples[at : at + b.batch_size]
-            rows = rows_of(chunk, b)
-            micro = b.micro_batch_size or len(rows)
-            for r in range(0, len(rows), micro):
-                total += forward_loss(model, chunk, rows[r : r + micro], pad_id=pad_id, num_tokens=tokens,
-                                      dtype=dtype).item()
+        for item in dist.as_many(work):
+            if item is None:
+                _idle_forward(model, examples, pad_id, dtype)
+            else:
+                total += forward_loss(model, item[0], item[1], pad_id=pad_id, num_tokens=tokens, dtype=dtype).item()
     finally:
         model.train(was_training)
-    return total
+    return dist.total({"loss": total})["loss"]
