@@ -8,7 +8,10 @@ same code runs alone, under `torchrun` (one process per device, torch FSDP2) and
 Decisions (R1-SPEC's scale-out through existing engines; NOTES-r1-stages.md for the pitfalls):
 - gloo on CPU, nccl on CUDA; an explicit device mesh (an implicit one moves modules to CUDA).
 - `fully_shard` every decoder layer, then the root (embeddings and a tied head stay in one unit);
-  bf16 compute with fp32 gradient reduction through `MixedPrecisionPolicy`.
+  `MixedPrecisionPolicy(param_dtype=model.dtype, reduce_dtype=float32)`: with model.dtype=bfloat16 the
+  weights are gathered and used in bf16 (half the traffic), where one process keeps fp32 weights under
+  autocast (norms and embeddings in fp32). So in bf16, N processes differ from one by bf16 rounding, not
+  only summation order; in float32 (the CPU default, and the parity tests) they agree to float error.
 - Gradients are SUMMED across ranks, never averaged (torch issue #162338: FSDP2 on gloo sums where it
   should average; r1kit sets the reduction explicitly), and every loss is divided by the GLOBAL token or
   sequence count, so the gradient does not depend on the world size.
@@ -294,6 +297,14 @@ def check_launch(cfg: Any, device: torch.device) -> str:
         return "dist.backend=nccl needs a CUDA GPU and this machine has none: use dist.backend=gloo (or auto)"
     if cfg.dist.backend == "nccl" and device.type != "cuda":
         return "dist.backend=nccl runs on CUDA devices: set model.device=cuda or dist.backend=gloo"
+    if device.type == "cuda" and cfg.dist.backend == "gloo" and planned_size(cfg) > 1:
+        return "dist.backend=gloo with CUDA devices: use dist.backend=nccl (or auto)"
+    if device.type == "cuda" and cfg.dist.nproc > 1:
+        if device.index is not None:
+            return (f"model.device={device} with dist.nproc={cfg.dist.nproc}: each process takes the GPU of its "
+                    "LOCAL_RANK, set model.device=cuda")
+        if cfg.dist.nproc > torch.cuda.device_count():
+            return f"dist.nproc={cfg.dist.nproc} but this machine has {torch.cuda.device_count()} GPU(s)"
     cluster = getattr(cfg, "cluster", None)
     if cluster is not None and cluster.backend == "ray":
         try:

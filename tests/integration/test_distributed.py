@@ -94,6 +94,19 @@ def test_grpo_killed_at_world_size_two_resumes_exactly(grpo_runs, tmp_path, kill
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_one_step_off_in_two_processes_equals_one(tmp_path):
+    """The background rollout thread of each rank gathers on its own process group, and the replica it samples
+    from is refilled from the shards only while it is idle: two processes equal one, lag included."""
+    args = [*GRPO, "rollout.off_policy_steps=1"]
+    assert main(["zero", "--quiet", *args, f"out_dir={tmp_path / 'one'}", "threads=1"]) == 0
+    done = _r1kit("zero", "--quiet", *args, f"out_dir={tmp_path / 'two'}", "dist.nproc=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    one, two = _rows(tmp_path / "one"), _rows(tmp_path / "two")
+    assert [r.get("rollout/lag") for r in one] == [None, 0.0, 1.0, 1.0]
+    _close(one, two, 1e-5)
+    assert _max_gap(_weights(tmp_path / "one"), _weights(tmp_path / "two")) < 1e-5
+
+
 def test_sft_two_processes_equal_one(tmp_path):
     data = tmp_path / "sft.jsonl"
     with open(data, "w") as f:
@@ -131,6 +144,8 @@ def test_reward_model_two_processes_equal_one(tmp_path):
     (["dist.backend=nccl", "dist.nproc=2"], "dist.backend=nccl needs a CUDA GPU"),
     (["dist.nproc=2", "model.lora.rank=8"], "model.lora.rank > 0 is not supported with several processes"),
     (["cluster.backend=ray", "cluster.trainer_workers=3", "prompts_per_step=16"], "does not split into 3"),
+    (["dist.nproc=2", "model.path=/nonexistent"], "model path not found"),  # checked before torchrun starts
+    (["dist.nproc=2", "rollout.off_policy_steps=2"], "must be 0 (synchronous) or 1"),
 ])
 def test_bad_launch_is_one_line_and_exit_2_before_any_process(tmp_path, capsys, args, message):
     if "nccl" in " ".join(args) and torch.cuda.is_available():

@@ -50,6 +50,16 @@ def completion_logprobs(
     and output head can be told apart) the logits are computed `chunk_tokens` completion tokens at a
     time; log-probs and entropy are then 0 at padded positions.
     """
+    width = completion_ids.shape[1]
+    if width == 1 and _is_sharded(model):
+        # FSDP2 gathers weights in every forward: a one-token micro-batch would run one forward where the
+        # other ranks run two. A masked padding column keeps the count; it is cut off below.
+        completion_ids = torch.nn.functional.pad(completion_ids, (0, 1))
+        completion_mask = torch.nn.functional.pad(completion_mask, (0, 1))
+        logprobs, entropy = completion_logprobs(model, prompt_ids, prompt_mask, prompt_index, completion_ids,
+                                                completion_mask, temperature=temperature, with_entropy=with_entropy,
+                                                chunk_tokens=chunk_tokens)
+        return logprobs[:, :1], (entropy[:, :1] if entropy is not None else None)
     split = decoder_and_head(model) if chunk_tokens > 0 else None
     forward = _hidden_forward(split[0], model) if split else _logits_forward(model)
     # transformers 5 renamed the flag; older releases only have the second name.

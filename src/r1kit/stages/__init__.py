@@ -49,8 +49,9 @@ class Stage:
     dry_run: Callable[[Any], str] | None = None
     """`--dry-run`: load everything, run one micro-batch of each phase, return the memory plan's lines."""
     validate: Callable[[Any], None] | None = None
-    """The checks `run` starts with (ConfigError), for stages that launch processes (`dist.nproc`,
-    `cluster.backend=ray`): they run once, before any process starts."""
+    """For stages that launch processes (`dist.nproc`, `cluster.backend=ray`): the checks `run` makes
+    before any work (settings, the run directory's resume settings, model path, data), run once in the
+    launching process, before any other starts: bad input is one line and exit 2 there too."""
 
 
 def _run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -66,21 +67,21 @@ def _dry_run_grpo(cfg: ZeroConfig) -> str:
 
 
 def _validate_grpo(cfg: ZeroConfig) -> None:
-    from r1kit.stages.grpo import validate
+    from r1kit.stages.grpo import preflight
 
-    validate(cfg)
+    preflight(cfg)
 
 
 def _validate_sft(cfg: SFTConfig) -> None:
-    from r1kit.stages.sft import validate
+    from r1kit.stages.sft import preflight
 
-    validate(cfg)
+    preflight(cfg)
 
 
 def _validate_rm(cfg: RMConfig) -> None:
-    from r1kit.stages.rm import validate
+    from r1kit.stages.rm import preflight
 
-    validate(cfg)
+    preflight(cfg)
 
 
 def _run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:

@@ -280,9 +280,19 @@ def make_generator(cfg: ZeroConfig, policy: Any, tokenizer: Any) -> Generator:
     return engine
 
 
+def preflight(cfg: ZeroConfig) -> None:
+    """Every check `run_grpo` makes before any work (settings, tasks and data, tokenizer, reward models,
+    the run directory's resume settings), without training: the launcher of several processes runs it."""
+    prepare(cfg)
+    RunDir(cfg, steps_derived=steps_derived)
+
+
 def steps_derived(cfg: ZeroConfig) -> str:
     """What is computed from `steps` (so that raising it changes past steps), or "" when nothing is."""
-    return "optim.schedule=cosine" if cfg.optim.schedule == "cosine" else ""
+    if cfg.optim.schedule == "cosine":
+        return "optim.schedule=cosine"
+    # one-step-off: the last step samples no next batch, so a longer run's next step would not be the same
+    return "rollout.off_policy_steps=1" if cfg.rollout.off_policy_steps else ""
 
 
 def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -353,7 +363,7 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
         offload.park("reference", reference)
         offload.park("optimizer", optimizer)
         # On a terminal the bar redraws often; in a log file it prints a line every 10 seconds.
-        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+        bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and world.main),
                    desc=f"r1kit {'zero' if not cfg.tasks else 'grpo'}", unit="step", dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
         used = sum(r.get("step_seconds", 0.0) + r.get("eval/seconds", 0.0) for r in log.rows())

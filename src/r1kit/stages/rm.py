@@ -91,6 +91,19 @@ def load_eval_data(cfg: RMConfig, tokenizer: Any) -> list[PairExample]:
     return pairs
 
 
+def preflight(cfg: RMConfig) -> None:
+    """Every check `run_rm` makes before any work (settings, the run directory, tokenizer, pairs), without
+    training: the launcher of several processes runs it."""
+    validate(cfg)
+    RunDir(cfg)
+    tokenizer = load_tokenizer(cfg.model.path)
+    try:
+        load_pairs(cfg, tokenizer)
+        load_eval_data(cfg, tokenizer)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+
+
 def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
     """Reward-model training end to end; returns summary.json's content. Resumes from out_dir's newest
     intact checkpoint."""
@@ -131,7 +144,7 @@ def run_rm(cfg: RMConfig, *, progress: bool = True) -> dict[str, Any]:
     try:
         if not resumed:
             log.append({"step": 0, **evaluate()})
-        bar = tqdm(range(start, total_steps), initial=start, total=total_steps, disable=not progress,
+        bar = tqdm(range(start, total_steps), initial=start, total=total_steps, disable=not (progress and world.main),
                    desc="r1kit rm", unit="step", dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0)
         for step in bar:
             batch = [train[i] for i in batch_of_step(step, len(train), b, cfg.seed)]

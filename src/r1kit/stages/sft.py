@@ -66,6 +66,14 @@ def load_data(cfg: SFTConfig, tokenizer: Any) -> tuple[list[SFTExample], list[SF
     return train, held[: cfg.eval_max_rows]
 
 
+def preflight(cfg: SFTConfig) -> None:
+    """Every check `run_sft` makes before any work (settings, the run directory, tokenizer, data), without
+    training: the launcher of several processes runs it."""
+    validate(cfg)
+    RunDir(cfg)
+    load_data(cfg, load_tokenizer(cfg.model.path))
+
+
 def batching(cfg: SFTConfig) -> Batching:
     return Batching(batch_size=cfg.batch_size, max_length=cfg.max_length, packing=cfg.packing,
                     micro_batch_size=cfg.micro_batch_size)
@@ -104,7 +112,7 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
     try:
         if not resumed:
             log.append({"step": 0, **evaluate_loss()})
-        bar = tqdm(range(start, total_steps), initial=start, total=total_steps, disable=not progress,
+        bar = tqdm(range(start, total_steps), initial=start, total=total_steps, disable=not (progress and world.main),
                    desc="r1kit sft", unit="step", dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
         for step in bar:
@@ -132,9 +140,10 @@ def run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
         tokenizer.save_pretrained(out / "model")
         plot_lines(rows, {"loss": "train loss", "eval/loss": "eval loss"}, out / "plots" / "loss.png",
                    title="SFT", ylabel="token-mean loss")
-    if world.distributed:
-        dist.shutdown()
     evals = [r["eval/loss"] for r in rows if "eval/loss" in r]
-    return run.finish({"steps": total_steps, "train_rows": len(train), "eval_rows": len(held),
-                       "eval_loss_before": evals[0], "eval_loss_after": evals[-1],
-                       "train_tokens": sum(lengths), "wall_seconds": time.perf_counter() - started})
+    summary = run.finish({"steps": total_steps, "train_rows": len(train), "eval_rows": len(held),
+                          "eval_loss_before": evals[0], "eval_loss_after": evals[-1],
+                          "train_tokens": sum(lengths), "wall_seconds": time.perf_counter() - started})
+    if world.distributed:
+        dist.shutdown()  # after summary.json: rank 0 writes it while every rank still knows its rank
+    return summary

@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 
 from r1kit import distributed as dist
 from r1kit.config import to_dict
-from r1kit.trainers.checkpoint import Checkpoint, MetricsLog, resume_checkpoint, save_checkpoint, write_atomic
+from r1kit.trainers.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    MetricsLog,
+    checkpoints,
+    resume_checkpoint,
+    save_checkpoint,
+    write_atomic,
+)
 from r1kit.trainers.record import check_resume, record_invocation
 from r1kit.trainers.reporting import open_reporters
 
@@ -47,8 +55,25 @@ class RunDir:
         self.log: MetricsLog | None = None
 
     def resume(self, load: Callable[[Checkpoint], T]) -> tuple[Checkpoint, T] | None:
-        """The newest checkpoint that verifies and loads (`load` reads it), or None; damage is warned."""
-        return resume_checkpoint(self.out, load, warn)
+        """The newest checkpoint that verifies and loads (`load` reads it), or None; damage is warned. In a
+        distributed run rank 0 chooses and every other rank loads the very checkpoint it chose (a rank that
+        picked on its own could start from another step)."""
+        if not dist.world().distributed:
+            return resume_checkpoint(self.out, load, warn)
+        picked: tuple[Checkpoint, T] | None = None
+        error = ""
+        if dist.world().main:
+            try:
+                picked = resume_checkpoint(self.out, load, warn)
+            except CheckpointError as e:
+                error = str(e)
+        step, error = dist.same((picked[0].step if picked else None, error))
+        if error:
+            raise CheckpointError(error)
+        if picked is not None or step is None:
+            return picked
+        ckpt = next(c for c in checkpoints(self.out) if c.step == step)
+        return ckpt, load(ckpt)
 
     def begin(self, resumed_step: int | None) -> MetricsLog:
         """Create out_dir, record this invocation and open the metrics log: rows after `resumed_step` are
