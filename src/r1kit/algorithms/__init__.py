@@ -1,9 +1,11 @@
-"""Pure tensor math of GRPO: group-relative advantages and the clipped policy loss with its variants.
+"""Pure tensor math of GRPO (group-relative advantages, the clipped policy loss with its variants) and PPO's
+advantages (GAE).
 
 No models, no trainers: every function takes tensors and keyword-only options and returns tensors.
 """
 
 from r1kit.algorithms.advantages import group_advantages, zero_variance_share
+from r1kit.algorithms.gae import gae, sparse_rewards, whiten
 from r1kit.algorithms.losses import (
     AGGREGATIONS,
     RATIO_LEVELS,
@@ -24,10 +26,13 @@ __all__ = [
     "LossOutput",
     "RatioLevel",
     "entropy_from_logits",
+    "gae",
     "group_advantages",
     "grpo_loss",
     "k3_kl",
     "masked_mean",
     "micro_batch_weight",
+    "sparse_rewards",
+    "whiten",
     "zero_variance_share",
 ]
