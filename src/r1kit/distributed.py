@@ -239,11 +239,6 @@ def sync(model: torch.nn.Module) -> torch.nn.Module:
     return plain
 
 
-def sync_bytes(model: torch.nn.Module) -> int:
-    """Bytes one weight export moves into the replica (reported as `dist/sync_bytes`)."""
-    return sum(t.numel() * t.element_size() for t in replica(model).state_dict().values())
-
-
 def grad_norm(model: torch.nn.Module, max_norm: float) -> float:
     """Clip the (possibly sharded) gradients to `max_norm` and return their global norm."""
     norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)

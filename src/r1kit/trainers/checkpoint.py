@@ -193,8 +193,9 @@ class MetricsLog:
         self.memory: list[dict[str, Any]] = []
 
     def rows(self) -> list[dict[str, Any]]:
-        if not self.write:
-            return list(self.memory)
+        return self._file_rows() if self.write else list(self.memory)
+
+    def _file_rows(self) -> list[dict[str, Any]]:
         if not self.path.is_file():
             return []
         rows = []
@@ -207,13 +208,11 @@ class MetricsLog:
 
     def truncate(self, last_step: int) -> None:
         """Keep the rows of steps <= last_step (a resumed run rewrites the rest)."""
-        if not self.write:
-            self.write = True  # read the file as the writer left it
-            self.memory = [r for r in self.rows() if r["step"] <= last_step]
-            self.write = False
-            return
-        kept = [r for r in self.rows() if r["step"] <= last_step]
-        write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        kept = [r for r in self._file_rows() if r["step"] <= last_step]
+        if self.write:
+            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        else:
+            self.memory = kept  # the file as the writer left it
 
     def append(self, row: dict[str, Any]) -> None:
         if not self.write:
