@@ -36,6 +36,8 @@ def test_synthetic_and_math_subsets_write_every_output(tmp_path, capsys):
         assert {"reflection", "response_tokens", "thinking_tokens_by_level", "language_mixing_rate"} <= set(
             r["analyses"])
     assert set(results["tasks"]["math500"]["analyses"]["thinking_tokens_by_level"]) <= {"1", "2", "3", "4", "5"}
+    assert set(results["tasks"]["arithmetic"]["analyses"]["thinking_tokens_by_level"]) <= {"0", "1", "2", "3"}
+    assert results["tasks"]["arithmetic"]["analyses"]["thinking_tokens_by_level"]  # every problem has one (its carries)
     assert results["overall"]["n_prompts"] == 18
     rows = _rows(out)
     assert len(rows) == 18

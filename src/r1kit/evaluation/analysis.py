@@ -3,8 +3,13 @@
 - **Reflective words**: how often a response says "wait", "mistake", "however", "verify", "check",
   "retry", ... (the paper counts them to show reflection growing during RL).
 - **Response lengths**: the distribution of completion token counts, and thinking tokens (inside
-  `<think>...</think>`) against difficulty (MATH-500 levels 1-5): harder problems get longer thoughts.
+  `<think>...</think>`) against difficulty (`info["level"]`: MATH-500's levels 1-5, the carries of an
+  `arithmetic` sum 0-3, the source numbers of a Countdown problem 3-4): harder problems get longer thoughts.
 - **Language mixing**: the share of chains of thought not written in one language.
+- **"Aha" samples** (`find_aha`): a reflective word followed by a changed answer that is correct, the
+  paper's "aha moment" (its Table 3) as a rule one can grep for. A heuristic, not a judge: the answer
+  "before" is the last `<answer>`, `\boxed{}` or number written before the word, so a reflective word
+  after an intermediate number (`7+5=12, but ...`) counts when the final answer differs from 12.
 
 `r1kit eval` reports all of them; the trainer's periodic evaluation logs the reflective-word rate and
 lengths per step from the same functions.
@@ -15,7 +20,11 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from r1kit.evaluation.benchmarks import last_boxed
+from r1kit.evaluation.voting import same_answer
 
 REFLECTIVE_WORDS = ("wait", "mistake", "however", "but", "retry", "error", "verify", "wrong", "evaluate",
                     "check", "recheck", "re-check", "reconsider", "alternatively", "hmm", "actually",
@@ -27,6 +36,9 @@ GLOSSES = {"等等": "zh:wait", "检查": "zh:check", "验证": "zh:verify", "�
 """Plot labels of the Chinese words: matplotlib's default font has no CJK glyphs (they would be boxes)."""
 _WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+_WORD_ANY_CASE = re.compile(_WORD.pattern, re.IGNORECASE)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 
 
 def reflective_counts(text: str, words: Sequence[str] = REFLECTIVE_WORDS) -> Counter[str]:
@@ -54,6 +66,75 @@ def reflection_stats(completions: Sequence[str], words: Sequence[str] = REFLECTI
     n = max(len(completions), 1)
     return {"per_word": {w: total[w] for w in words}, "per_response": sum(total.values()) / n,
             "share_with_any": with_any / n}
+
+
+def reflective_spans(text: str, words: Sequence[str] = REFLECTIVE_WORDS) -> list[tuple[int, str]]:
+    """(offset, word) of every reflective word in `text`, in order, matched as `reflective_counts` counts.
+
+    >>> reflective_spans("So 5. Wait, 等等 check")
+    [(6, 'wait'), (12, '等等'), (15, 'check')]
+    """
+    wanted = set(words)
+    # Matched case-insensitively on `text` itself: lowercasing may change lengths, and so offsets.
+    spans = [(m.start(), m.group().lower()) for m in _WORD_ANY_CASE.finditer(text) if m.group().lower() in wanted]
+    for word in wanted:
+        if not word.isascii():
+            spans += [(m.start(), word) for m in re.finditer(re.escape(word), text)]
+    return sorted(spans)
+
+
+def answer_candidate(text: str) -> str | None:
+    r"""The answer `text` commits to so far: its last `<answer>` content, else its last `\boxed{}`, else
+    its last number; None when it holds none.
+
+    >>> answer_candidate("7+5=12,4+8=12,3+2=5, so 522. "), answer_candidate(r"x=\boxed{1/2}, then 3")
+    ('522', '1/2')
+    """
+    tags = _ANSWER_TAG.findall(text)
+    if tags and tags[-1].strip():
+        return tags[-1].strip()
+    boxed = last_boxed(text)
+    if boxed is not None and boxed.strip():
+        return boxed.strip()
+    numbers = _NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+@dataclass(frozen=True)
+class Aha:
+    """Where a completion reflected and changed its answer to the right one."""
+
+    word: str
+    """The reflective word (as listed in `REFLECTIVE_WORDS`)."""
+    offset: int
+    """Its character offset in the completion."""
+    before: str
+    """The answer candidate written before the word."""
+    after: str
+    """The final (correct) answer."""
+
+
+def find_aha(completion: str, *, final: str | None, correct: bool, same: Callable[[str, str], bool],
+             words: Sequence[str] = REFLECTIVE_WORDS) -> Aha | None:
+    """The first reflective word after which the answer changed to the correct one, or None.
+
+    `final` is the answer the sample was graded on (`voting.vote_answer`), `correct` its verdict and `same`
+    the verifier's equivalence of two answers (`voting.same_answer`), so "0.5" then "1/2" is no change. A
+    word counts when some answer candidate (`answer_candidate`) is written before it and differs from
+    `final`; a reflection after the final answer finds that answer before it, so it never counts.
+
+    >>> same = lambda a, b: a == b
+    >>> find_aha(" <think>so 522. wait, recheck: so 632.</think> <answer>632</answer>", final="632",
+    ...          correct=True, same=same)
+    Aha(word='wait', offset=16, before='522', after='632')
+    """
+    if not correct or final is None:
+        return None
+    for offset, word in reflective_spans(completion, words):
+        before = answer_candidate(completion[:offset])
+        if before is not None and not same(before, final):
+            return Aha(word=word, offset=offset, before=before, after=final)
+    return None
 
 
 def thinking_text(completion: str) -> str:
@@ -106,11 +187,20 @@ def summarize(rows: Sequence[Mapping[str, Any]], count_tokens: Callable[[str], i
     lengths = [n for r in rows for n in r["tokens"]]
     thinking = [[count_tokens(thinking_text(c)) for c in r["completions"]] for r in rows]
     levels = [r.get("info", {}).get("level") for r in rows]
+    ahas = sum(aha is not None for r in rows for aha in row_ahas(r))
     out: dict[str, Any] = {
         "reflection": reflection_stats(completions),
         "response_tokens": {"mean": sum(lengths) / max(len(lengths), 1), "histogram": length_histogram(lengths)},
         "thinking_tokens_by_level": by_level(levels, [sum(t) / max(len(t), 1) for t in thinking]),
+        "aha": {"count": ahas, "share": ahas / max(len(completions), 1)},
     }
     if is_mixed is not None:
         out["language_mixing_rate"] = mixing_rate(rows, is_mixed)
     return out
+
+
+def row_ahas(row: Mapping[str, Any]) -> list[Aha | None]:
+    """`find_aha` of each completion of a `samples.jsonl` row (its extracted answers and verdicts)."""
+    same = same_answer(row["verifier"], row.get("info", {}))
+    return [find_aha(text, final=final, correct=bool(ok), same=same)
+            for text, final, ok in zip(row["completions"], row["extracted"], row["correct"], strict=True)]

@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 
+from r1kit.evaluation.analysis import GLOSSES
+
 
 def moving_average(values: Sequence[float], window: int) -> list[float]:
     """Trailing mean over up to `window` values.
@@ -30,8 +32,9 @@ def moving_average(values: Sequence[float], window: int) -> list[float]:
 
 
 def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") -> list[Path]:
-    """Write accuracy.png, response_length.png, reflective_words.png and language_consistency.png under
-    out_dir (each task of a multi-task or bilingual evaluation as a line of its own); returns the paths."""
+    """Write accuracy.png, response_length.png, reflective_words.png, language_consistency.png and
+    reflective_words_by_word.png under out_dir (each task of a multi-task or bilingual evaluation as a line
+    of its own); returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     evals = [r for r in rows if "eval/pass@1" in r]
     train = [r for r in rows if "reward/mean" in r]
@@ -70,7 +73,45 @@ def plot_run(rows: Sequence[dict[str, Any]], out_dir: Path, *, title: str = "") 
         fig.savefig(out_dir / filename)
         plt.close(fig)
         paths.append(out_dir / filename)
-    return paths
+    by_word = plot_reflection_by_word(rows, out_dir / "reflective_words_by_word.png", title=title)
+    return paths + ([by_word] if by_word else [])
+
+
+REFLECTIVE_PREFIX = "eval/reflective_words/"
+"""Metrics-log keys of each reflective word's occurrences per held-out response (`EvalResult.metrics`)."""
+
+
+def plot_reflection_by_word(rows: Sequence[dict[str, Any]], path: Path, *, title: str = "",
+                            top: int = 8) -> Path | None:
+    """Reflective words per held-out response against training step: the total (`eval/reflective_words`)
+    and the `top` words with the most occurrences over the run, one line each (the paper's Fig. 1b words,
+    "wait" rising). None when the log holds no periodic evaluation with reflective words."""
+    evals = [r for r in rows if "eval/reflective_words" in r]
+    if not evals:
+        return None
+    totals: dict[str, float] = {}
+    for r in evals:
+        for key, value in r.items():
+            if key.startswith(REFLECTIVE_PREFIX):
+                word = key.removeprefix(REFLECTIVE_PREFIX)
+                totals[word] = totals.get(word, 0.0) + value
+    words = sorted((w for w in totals if totals[w] > 0), key=lambda w: -totals[w])[:top]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    steps = [r["step"] for r in evals]
+    ax.plot(steps, [r["eval/reflective_words"] for r in evals], "o-", color="black", label="all reflective words")
+    for word, color in zip(words, _TASK_COLORS * 2, strict=False):
+        key = REFLECTIVE_PREFIX + word
+        ax.plot(steps, [r.get(key, 0.0) for r in evals], ".--", color=color, label=GLOSSES.get(word, word))
+    ax.set_xlabel("step")
+    ax.set_ylabel("occurrences per response")
+    ax.set_title(title or "reflective words per held-out response")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=7)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 _TASK_COLORS = ["tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink"]

@@ -8,7 +8,10 @@ training; each sample graded by its task's verifier; then
   `0.5` vote together), ties to the answer given first (`metrics.majority_index`);
 - **pass@k'** unbiased (Chen et al.) for every k' <= k; **greedy** accuracy on request;
 - 95 % bootstrap intervals over prompts, per task and overall (all prompts pooled);
-- the analyses of `evaluation.analysis` (reflective words, lengths, thinking tokens by level, mixing).
+- the analyses of `evaluation.analysis` (reflective words, lengths, thinking tokens by level, mixing,
+  "aha" samples), and report.html's sample browser (`evaluation.browser`);
+- when `model` is a training run's (`<run>/model`, or `<run>` itself), its reflective words per held-out
+  response against training step, from `<run>/metrics.jsonl` (`run_metrics_log`).
 
 Samples are appended to `samples.jsonl` one batch of prompts at a time, so an interrupted evaluation
 rerun with the same command skips finished prompts; `results.json`, plots and `report.html` are
@@ -132,8 +135,21 @@ def run_eval(cfg: EvalRunConfig, *, progress: Callable[[str], None] | None = Non
     write_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     from r1kit.evaluation.report import write_report
 
-    write_report(out, results, cfg)
+    write_report(out, results, cfg, rows_by_task=rows_by_task, run_log=run_metrics_log(cfg.model))
     return results
+
+
+def run_metrics_log(model: str) -> Path | None:
+    """The metrics.jsonl of the training run `model` comes from, if any: a run directory itself, or its
+    `model/` (what `r1kit zero` and `r1kit grpo` write as `<run>/model`). None for `embedded`, hub ids and
+    directories outside a run; the report then has no training plot."""
+    path = Path(model)
+    if not path.is_dir():
+        return None
+    for candidate in (path / "metrics.jsonl", path.parent / "metrics.jsonl"):
+        if candidate.is_file():
+            return candidate
+    return None
 
 
 def _resume(out: Path, cfg: EvalRunConfig) -> dict[tuple[str, int], dict[str, Any]]:

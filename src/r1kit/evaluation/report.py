@@ -1,10 +1,14 @@
-"""Plots and a self-contained HTML report of `r1kit eval` results (PNGs embedded as base64)."""
+"""Plots and a self-contained HTML report of `r1kit eval` results (PNGs embedded as base64, the sample
+browser of `evaluation.browser`, and, when the model is a training run's, its reflective words against
+training step)."""
 
 from __future__ import annotations
 
 import base64
 import html
 import io
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from r1kit.evaluation.analysis import GLOSSES
+from r1kit.evaluation.browser import BROWSER_CSS, browser_html
+from r1kit.evaluation.plots import plot_reflection_by_word
+from r1kit.tasks.files import jsonl_lines
 from r1kit.trainers.checkpoint import write_atomic
 
 
@@ -94,12 +101,34 @@ def plot_results(results: dict[str, Any], out_dir: Path) -> dict[str, bytes]:
     return pngs
 
 
-def write_report(out: Path, results: dict[str, Any], cfg: Any) -> Path:
-    """plots/*.png and report.html (one file: tables and the plots inlined)."""
+def training_rows(run_log: Path) -> list[dict[str, Any]]:
+    """The rows of a training run's metrics.jsonl (a line cut by a kill is skipped)."""
+    rows = []
+    for line in jsonl_lines(run_log.read_text(encoding="utf-8")):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
+def write_report(out: Path, results: dict[str, Any], cfg: Any, *,
+                 rows_by_task: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+                 run_log: Path | None = None) -> Path:
+    """plots/*.png and report.html (one file: tables, the plots inlined, the sample browser of
+    `rows_by_task` (samples.jsonl rows) and, given the model's training `run_log` (its metrics.jsonl),
+    plots/training_reflective_words.png: reflective words per held-out response against training step)."""
     pngs = plot_results(results, out / "plots")
+    training = ""
+    if run_log is not None:
+        drawn = plot_reflection_by_word(training_rows(run_log), out / "plots" / "training_reflective_words.png",
+                                        title="reflective words during training")
+        if drawn is not None:
+            pngs[drawn.name] = drawn.read_bytes()
+            training = f"<p>training_reflective_words.png: from {html.escape(str(run_log))}</p>"
     k = results["protocol"]["k"]
     head = ["task", "prompts", "pass@1", "95% CI", f"cons@{k}", "95% CI", f"pass@{k}", "greedy", "format",
-            "mean tokens", "reflective words / response", "language mixing"]
+            "mean tokens", "reflective words / response", "aha samples", "language mixing"]
     body = []
     for name, r in [*results["tasks"].items(), ("overall", results["overall"])]:
         a = r.get("analyses", {})
@@ -108,6 +137,7 @@ def write_report(out: Path, results: dict[str, Any], cfg: Any) -> Path:
                  f"{r['greedy']:.3f}" if "greedy" in r else "", f"{r['format_rate']:.3f}",
                  f"{r['mean_response_tokens']:.1f}",
                  f"{a['reflection']['per_response']:.3f}" if a else "",
+                 a["aha"]["count"] if "aha" in a else "",
                  f"{a['language_mixing_rate']:.3f}" if "language_mixing_rate" in a else ""]
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     images = "".join(f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,'
@@ -116,10 +146,10 @@ def write_report(out: Path, results: dict[str, Any], cfg: Any) -> Path:
     protocol = html.escape(", ".join(f"{key}={value}" for key, value in results["protocol"].items()))
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>r1kit eval</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;
-padding:4px 8px;text-align:right}}figure{{display:inline-block;margin:1em}}</style></head><body>
+padding:4px 8px;text-align:right}}figure{{display:inline-block;margin:1em}}{BROWSER_CSS}</style></head><body>
 <h1>r1kit eval</h1><p>{protocol}</p>
 <table><tr>{"".join(f"<th>{html.escape(h)}</th>" for h in head)}</tr>{"".join(body)}</table>
-{images}</body></html>
+{images}{training}{browser_html(rows_by_task) if rows_by_task else ""}</body></html>
 """
     write_atomic(out / "report.html", page)
     return out / "report.html"

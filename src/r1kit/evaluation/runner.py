@@ -35,6 +35,9 @@ class EvalResult:
     """Correctness of the verifier-equivalent majority answer (`r1kit eval`'s cons@k), over prompts."""
     reflective_words: float = 0.0
     """Reflective words ("wait", "verify", ...) per response, as `r1kit eval` counts them."""
+    reflective_per_word: dict[str, float] = field(default_factory=dict)
+    """Occurrences per response of each reflective word (`analysis.REFLECTIVE_WORDS`), for the plot of
+    each word against training step."""
     language_consistency: float = 0.0
     """Mean share of chain-of-thought words in the prompt's language (R1's stage-2 reward; 1 = unmixed)."""
     by_task: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -45,6 +48,7 @@ class EvalResult:
                f"{prefix}mean_response_tokens": self.mean_response_tokens, f"{prefix}cons@k": self.cons_at_k,
                f"{prefix}reflective_words": self.reflective_words,
                f"{prefix}language_consistency": self.language_consistency}
+        out.update({f"{prefix}reflective_words/{w}": v for w, v in self.reflective_per_word.items()})
         out.update({f"{prefix}pass@{k}": v for k, v in self.pass_at_k.items() if k > 1})
         out.update({f"{prefix}{task}/{k}": v for task, values in self.by_task.items() for k, v in values.items()})
         return out
@@ -94,9 +98,11 @@ def evaluate(
                              "reflective_words": reflection_stats([texts[i] for i in rows])["per_response"],
                              "mean_response_tokens": sum(lengths[i] for i in rows) / len(rows),
                              "language_consistency": sum(consistency[i] for i in rows) / len(rows)}
+    reflection = reflection_stats(texts)
     return EvalResult(
         cons_at_k=sum(votes) / len(votes),
-        reflective_words=reflection_stats(texts)["per_response"],
+        reflective_words=reflection["per_response"],
+        reflective_per_word={w: c / len(texts) for w, c in reflection["per_word"].items()},
         language_consistency=sum(consistency) / len(consistency),
         by_task=by_task,
         pass_at_1=sum(accuracy) / len(accuracy),

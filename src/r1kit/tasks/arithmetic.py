@@ -55,17 +55,33 @@ def _test_pairs() -> list[Pair]:
     return _draw(random.Random(_TEST_SEED), TEST_POOL_SIZE, exclude=set())
 
 
+def carries(a: int, b: int) -> int:
+    """Columns of a+b that carry: the difficulty level of the problem (`info["level"]`, 0-3).
+
+    Every problem has two 3-digit operands, so digits cannot grade difficulty here; carries do, and they
+    are what the embedded base model gets wrong (its careless pass drops every carry).
+
+    >>> carries(347, 285), carries(123, 456), carries(999, 1)
+    (2, 0, 3)
+    """
+    count, carry = 0, 0
+    while a or b:
+        carry = int(a % 10 + b % 10 + carry >= 10)
+        count += carry
+        a, b = a // 10, b // 10
+    return count
+
+
 def make_example(a: int, b: int, language: str = "en") -> Example:
     """The record for the question "a+b" (English) or "a加b等于多少？" (Chinese).
 
     >>> make_example(347, 285).prompt, make_example(347, 285).answer, make_example(347, 285, "zh").prompt
     ('347+285', '632', '347加285等于多少？')
     """
+    info = {"a": a, "b": b, "language": language, "level": carries(a, b)}
     if language == "zh":
-        return Example(prompt=f"{a}加{b}等于多少？", answer=str(a + b), task=NAME_ZH, verifier=VERIFIER,
-                       info={"a": a, "b": b, "language": "zh"})
-    return Example(prompt=f"{a}+{b}", answer=str(a + b), task=NAME, verifier=VERIFIER,
-                   info={"a": a, "b": b, "language": "en"})
+        return Example(prompt=f"{a}加{b}等于多少？", answer=str(a + b), task=NAME_ZH, verifier=VERIFIER, info=info)
+    return Example(prompt=f"{a}+{b}", answer=str(a + b), task=NAME, verifier=VERIFIER, info=info)
 
 
 def load(split: str, *, n: int | None = None, seed: int = 0, language: str = "en") -> list[Example]:

@@ -105,7 +105,8 @@ def make_example(numbers: list[int], target: int, answer: str) -> Example:
         answer=answer,
         task=NAME,
         verifier=VERIFIER,
-        info={"numbers": list(numbers), "target": target},
+        # Difficulty level for the analyses: how many numbers must be combined (3 or 4).
+        info={"numbers": list(numbers), "target": target, "level": len(numbers)},
     )
 
 
