@@ -22,6 +22,8 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
+from r1kit.schedules import check_steps, value_at
+
 
 class ConfigError(ValueError):
     """A recipe or override that cannot become a config; the message names the key and the problem."""
@@ -122,6 +124,16 @@ def in_last_steps(last_steps: int | None, step: int | None, steps: int) -> bool:
     return last_steps is None or step is None or step >= steps - last_steps
 
 
+def check_schedule(key: str, value: object) -> None:
+    """ConfigError naming `key` when a step schedule {first_step: value} has no step 0 or a negative step
+    (`r1kit.schedules`); a plain value passes. Its values are checked with the key's other bounds."""
+    if isinstance(value, dict):
+        try:
+            check_steps(value)
+        except ValueError as e:
+            raise ConfigError(f"config key {key!r}: {e} (e.g. {{0: 64, 60: 128}})") from None
+
+
 def check_window(what: str, last_steps: int | None, steps: int) -> None:
     """ConfigError when a `last_steps` window (a task's or a reward model's) is longer than the run."""
     if last_steps is not None and not 0 < last_steps <= steps:
@@ -132,12 +144,14 @@ def check_window(what: str, last_steps: int | None, steps: int) -> None:
 class SamplingConfig:
     """How rollouts are sampled."""
 
-    temperature: float = 1.0
-    """Rollout temperature (R1-Zero: 1.0). 0 means greedy."""
+    temperature: float | dict[int, float] = 1.0
+    """Rollout temperature (R1-Zero: 1.0). 0 means greedy. A step schedule {0: 1.0, 100: 0.8} is read as
+    `schedule` says (`r1kit.schedules`); the log-probs of each step use that step's temperature."""
     top_p: float = 1.0
     """Nucleus sampling mass."""
-    max_new_tokens: int = 96
-    """Completion budget in tokens; a completion cut here gets no EOS."""
+    max_new_tokens: int | dict[int, int] = 96
+    """Completion budget in tokens; a completion cut here gets no EOS. A step schedule {0: 64, 60: 128}
+    raises it during the run (R1: 32,768 -> 65,536 at step 8.2k); sizes (packing, vLLM) use the largest."""
     engine: Literal["hf", "vllm"] = "hf"
     """hf: sample with the policy module itself (no weights to copy); vllm: a colocated vLLM engine with
     sleep mode, weights synced after every optimizer step (`pip install 'r1kit[vllm]'`, CUDA only)."""
@@ -160,8 +174,9 @@ class GRPOConfig:
     """PPO clip below 1 (R1 Nature table: 10; PPO's usual 0.2 is the default here)."""
     clip_eps_high: float = 0.2
     """PPO clip above 1; larger than clip_eps_low is DAPO's clip-higher."""
-    kl_coef: float = 0.01
-    """beta of the k3 KL to the reference inside the loss (R1-Zero: 0.001). 0 skips the reference."""
+    kl_coef: float | dict[int, float] = 0.01
+    """beta of the k3 KL to the reference inside the loss (R1-Zero: 0.001). 0 skips the reference. A step
+    schedule {0: 0.001, 500: 0} is allowed; the reference is kept when any step's value is > 0."""
     aggregation: Literal["grpo", "dapo", "dr_grpo"] = "grpo"
     """grpo: token mean per sequence then mean; dapo: token mean over the batch; dr_grpo: no length norm."""
     ratio_level: Literal["token", "sequence"] = "token"
@@ -174,6 +189,14 @@ class GRPOConfig:
     """Passes over the rollout (mu; R1: 1)."""
     ref_update_every: int = 400
     """Replace the reference by the current policy every this many steps (R1: 400); 0 never."""
+    dynamic_sampling: bool = False
+    """DAPO's dynamic sampling: drop groups whose rewards are all equal and draw more prompts until the
+    batch holds prompts_per_step informative groups (`r1kit.trainers.dynamic`)."""
+    oversample: float = 1.5
+    """With dynamic_sampling: prompts per draw, as a multiple of prompts_per_step (DAPO over-samples)."""
+    max_sampling_rounds: int = 4
+    """With dynamic_sampling: draws per step at most; short of B informative groups after them, the batch
+    is completed with uninformative ones (logged as dynamic/filled)."""
 
 
 @dataclass
@@ -234,7 +257,7 @@ class ScoringConfig:
     chunks: int = 1
     """The rollout is generated in this many chunks of whole groups, each scored as soon as it exists."""
     overlong_cache: int = 0
-    """L_cache of the `overlong` reward (DAPO); L_max is rollout.max_new_tokens."""
+    """L_cache of the `overlong` reward (DAPO); L_max is rollout.max_new_tokens (the step's, under a schedule)."""
     language: str | None = None
     """Target language of the `language_consistency` reward (e.g. en, zh); None: from each prompt."""
     code_timeout_s: float = 5.0
@@ -337,6 +360,9 @@ class ZeroConfig:
     """Seeds every draw (prompts, samples, minibatches) together with the step."""
     steps: int = 70
     """Optimizer-step rounds: one rollout each."""
+    schedule: Literal["step", "linear"] = "step"
+    """How the step schedules ({first_step: value} in rollout.max_new_tokens, rollout.temperature,
+    grpo.kl_coef) read between their keys: step holds each value until the next key; linear interpolates."""
     prompts_per_step: int = 16
     """B: unique prompts per rollout (R1-Zero: 32)."""
     group_size: int = 8
@@ -371,6 +397,50 @@ class ZeroConfig:
     offload: OffloadConfig = field(default_factory=OffloadConfig)
     dist: DistConfig = field(default_factory=DistConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+    def at_step(self, step: int) -> ZeroConfig:
+        """This config with every step schedule (rollout.max_new_tokens, rollout.temperature, grpo.kl_coef)
+        replaced by its value at 0-based `step`: what a training step and everything below it read."""
+        r, g, how = self.rollout, self.grpo, self.schedule
+        rollout = dataclasses.replace(r, max_new_tokens=value_at(r.max_new_tokens, step, interpolation=how),
+                                      temperature=value_at(r.temperature, step, interpolation=how))
+        return dataclasses.replace(self, rollout=rollout,
+                                   grpo=dataclasses.replace(g, kl_coef=value_at(g.kl_coef, step, interpolation=how)))
+
+
+@dataclass
+class PPOSettings:
+    """PPO's own settings (`r1kit ppo`, `r1kit.trainers.ppo`); the policy loss's clipping, aggregation,
+    minibatches and epochs are grpo.*'s, and the KL coefficient is grpo.kl_coef."""
+
+    critic: Literal["separate", "head"] = "separate"
+    """separate: a value model initialised from the policy, with its own optimizer (the paper's PPO);
+    head: a value head on the policy's own decoder (no second model; the trunk learns from both losses)."""
+    gamma: float = 1.0
+    """GAE's discount (1: the usual for LLM PPO; the reward is at the end of a finite completion)."""
+    lam: float = 0.95
+    """GAE's lambda: 0.95 is PPO's usual default; the R1 paper's appendix finds lambda = 1 (Monte-Carlo
+    returns minus values) needed for PPO to come close to GRPO."""
+    vf_coef: float = 0.1
+    """Weight of the value loss (TRL's default 0.1)."""
+    cliprange_value: float = 0.2
+    """The value prediction moves at most this far from its rollout-time value per update (0: no clip)."""
+    kl_in: Literal["reward", "loss"] = "reward"
+    """reward: -grpo.kl_coef * (log pi_old - log pi_ref) on every token's reward (classic RLHF PPO);
+    loss: the k3 KL term in the loss, as GRPO has it."""
+    whiten: bool = True
+    """Whiten the GAE advantages over the batch (zero mean, unit variance)."""
+    critic_lr: float = 0.0
+    """The critic's learning rate; 0: optim.lr."""
+
+
+@dataclass
+class PPOConfig(ZeroConfig):
+    """PPO with a value model and GAE (`r1kit ppo`): R1-Zero's recipe and rollout, the critic for a baseline."""
+
+    out_dir: str = "runs/ppo"
+    """The run directory: config, metrics, checkpoints (with the critic), plots, the final model."""
+    ppo: PPOSettings = field(default_factory=PPOSettings)
 
 
 @dataclass
@@ -472,6 +542,63 @@ class RMConfig:
     optim: OptimConfig = field(default_factory=_rm_optim)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     dist: DistConfig = field(default_factory=DistConfig)
+
+
+def _dpo_optim() -> OptimConfig:
+    return OptimConfig(lr=5e-5, betas=(0.9, 0.95), warmup_steps=5, schedule="cosine", min_lr_ratio=0.1)
+
+
+@dataclass
+class DPOSettings:
+    """The DPO loss (Rafailov et al. 2023, eq. 7; `r1kit.algorithms.dpo`)."""
+
+    beta: float = 0.1
+    """How far the policy may move from the reference: the implicit reward is beta * (log pi - log pi_ref)."""
+    loss: Literal["sigmoid"] = "sigmoid"
+    """The loss on beta * (chosen minus rejected log-ratio): -log sigmoid, the paper's (TRL's default)."""
+    label_smoothing: float = 0.0
+    """cDPO: the probability that a pair's label is flipped, in [0, 0.5); 0 is plain DPO."""
+
+
+@dataclass
+class DPOConfig:
+    """Direct Preference Optimization (Rafailov et al. 2023) of a causal LM on {prompt, chosen, rejected}
+    pairs, against a frozen reference (the initial policy; with LoRA the policy with adapters disabled)."""
+
+    out_dir: str = "runs/dpo"
+    """The run directory: config, metrics, checkpoints, plots, the final model. Rerun to resume."""
+    seed: int = 0
+    """Seeds the held-out split, the data order and LoRA's adapters."""
+    data: list[DataSource] = field(default_factory=lambda: [DataSource("runs/preferences/helpful.jsonl")])
+    """Preference rows {prompt, chosen, rejected} (as `r1kit rm` reads; a margin is ignored), mixed with weights."""
+    template: Literal["r1", "r1_zero", "chat", "plain"] = "r1"
+    """How a prompt becomes the policy's context: `r1` the tokenizer's chat template (the policy after its
+    SFT), `plain` the prompt as it is; the response follows it, then EOS."""
+    eval_fraction: float = 0.1
+    """Share of every source's pairs held out for the reward accuracy and margin (drawn by seed)."""
+    epochs: int = 1
+    """Passes over the training pairs."""
+    batch_size: int = 32
+    """Pairs per optimizer step; the loss is their mean."""
+    micro_batch_size: int = 0
+    """Pairs per forward pass, gradients accumulated over them; 0: the whole batch at once."""
+    max_length: int = 512
+    """Tokens of prompt + response; a longer response is cut (and counted in summary.json)."""
+    threads: int = 2
+    """torch CPU threads; 0 leaves torch's default."""
+    eval_every: int = 20
+    """Held-out reward accuracy and margin every this many steps (and at the end); 0: only at the end."""
+    save_every: int = 50
+    """Checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Newest checkpoints kept on disk; resume falls back to an older one when the newest is damaged."""
+    dpo: DPOSettings = field(default_factory=DPOSettings)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=_dpo_optim)
+    """AdamW, lr 5e-5 with 5 warmup steps then cosine: a tenth of `r1kit rm`'s, since DPO moves the whole
+    policy rather than a new head (not yet tuned on the pipeline's Dev3; benchmarks/dpo_vs_rl.py takes
+    --dpo-lr). With LoRA the adapters get lr x model.lora.lr_scale."""
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
 @dataclass
@@ -874,7 +1001,19 @@ def _coerce(value: Any, tp: Any, name: str, section: Any = None) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], name)
+        if len(inner) == 1:
+            return _coerce(value, inner[0], name)
+        # `int | dict[int, int]` (a value or a step schedule): the first form that fits, in order.
+        errors = []
+        for form in inner:
+            try:
+                return _coerce(value, form, name)
+            except ConfigError as e:
+                errors.append((form, e))
+        for form, error in errors:  # a mapping's own problem (a bad key or value) says more than "expects ..."
+            if isinstance(value, dict) and typing.get_origin(form) is dict:
+                raise error
+        raise ConfigError(f"config key {name!r} expects {' or '.join(_describe(a) for a in inner)}, got {value!r}")
     if origin is Literal:
         if value not in args:
             choices = ", ".join(str(a) for a in args)
@@ -906,8 +1045,29 @@ def _coerce(value: Any, tp: Any, name: str, section: Any = None) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key {name!r} expects a mapping, got {value!r}")
-        return {str(k): _coerce(v, args[1], f"{name}.{k}") for k, v in value.items()}
+        return {_coerce_key(k, args[0], name): _coerce(v, args[1], f"{name}.{k}") for k, v in value.items()}
     raise ConfigError(f"config key {name!r} has an unsupported type {tp!r}")
+
+
+def _coerce_key(key: Any, tp: Any, name: str) -> Any:
+    """A mapping's key as the annotated key type. JSON writes every key as a string (the run directory's
+    invocations.jsonl), so an int key also accepts a string of digits: "60" -> 60."""
+    if tp is int:
+        if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+            return int(key)
+        if isinstance(key, bool) or not isinstance(key, int):
+            raise ConfigError(f"config key {name!r} expects integer keys (steps), got {key!r}")
+        return key
+    return str(key)
+
+
+def _describe(tp: Any) -> str:
+    """The accepted form of an annotation, for an error message: 'an integer', 'a mapping {int: number}'."""
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if typing.get_origin(tp) is dict:
+        key, value = (_describe(a).removeprefix("an ").removeprefix("a ") for a in typing.get_args(tp))
+        return f"a mapping {{{key}: {value}}}"
+    return names.get(tp, str(tp))
 
 
 def _to_float(value: Any, name: str) -> float:
@@ -930,8 +1090,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Each field's attribute docstring (the string literal under it), folded onto one line."""
-    return _field_docs(cls.__module__, cls.__qualname__)
+    """Each field's attribute docstring (the string literal under it), folded onto one line; a field a
+    dataclass inherits (PPOConfig from ZeroConfig) has its base's, unless the subclass documents it again."""
+    docs: dict[str, str] = {}
+    for base in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
+        docs.update(_field_docs(base.__module__, base.__qualname__))
+    return docs
 
 
 @functools.cache

@@ -12,7 +12,7 @@ SRC = Path(r1kit.__file__).parent
 
 # Lower number = lower layer. A module may import its own layer or lower ones.
 LAYERS = {
-    "types": 0, "config": 0, "templates": 0, "hub": 0, "world": 0,
+    "types": 0, "config": 0, "schedules": 0, "templates": 0, "hub": 0, "world": 0,
     "algorithms": 1,
     "rewards": 2, "sandbox": 2,
     "tasks": 3,

@@ -72,6 +72,18 @@ def zero_variance_share(rewards: Tensor) -> float:
     return float(constant.float().mean().item())
 
 
+def informative_groups(rewards: Tensor) -> Tensor:
+    """[B] True for the groups whose rewards are not all equal: the ones DAPO's dynamic sampling keeps
+    (Yu et al. 2025, "DAPO", eq. 11: 0 < |{o_i : is_equivalent(a, o_i)}| < G, generalised to any reward).
+    A group of equal rewards has all-zero advantages, so it adds no policy gradient.
+
+    >>> informative_groups(torch.tensor([[1.0, 1.0], [0.0, 1.0], [0.2, 0.2]])).tolist()
+    [False, True, False]
+    """
+    rewards = _check_groups(rewards)
+    return ~(rewards == rewards[:, :1]).all(dim=1)
+
+
 def _check_groups(rewards: Tensor) -> Tensor:
     if rewards.dim() != 2:
         raise ValueError(

@@ -1,8 +1,8 @@
 """Per-token advantages for PPO with a value model: generalised advantage estimation (GAE).
 
 The paper's training module supports PPO beside GRPO (R1-SPEC sections 2 and 6; its appendix compares
-them: with a tuned lambda PPO can match GRPO at about twice the cost). These are PPO's pure pieces, the
-first building block of `r1kit ppo`; the loop is not written yet.
+them: with a tuned lambda PPO can match GRPO at about twice the cost). These are PPO's advantages; the
+value loss and the KL in the reward are in `r1kit.algorithms.ppo`, the loop in `r1kit.trainers.ppo`.
 
 Shapes: [N, T] per completion token, right-padded; `mask` is 1 on completion tokens (the first EOS
 included) and 0 on the padding after it.

@@ -92,7 +92,8 @@ def grpo_loss(
         logprobs: [N, T] log pi_theta of the sampled tokens, with grad.
         old_logprobs: [N, T] log pi_old of the same tokens (the rollout policy), no grad.
         ref_logprobs: [N, T] log pi_ref of the same tokens, or None when ``kl_coef == 0``.
-        advantages: [N] one advantage per completion (see `group_advantages`), broadcast over tokens.
+        advantages: [N] one advantage per completion (see `group_advantages`), broadcast over tokens; or
+            [N, T] one per token (PPO's GAE advantages, `r1kit.algorithms.gae`).
         mask: [N, T] 1 on completion tokens (including the first EOS), 0 on padding.
         clip_eps_low: rho is clipped below at 1 - clip_eps_low (PPO's epsilon, 0.2 usually).
         clip_eps_high: rho is clipped above at 1 + clip_eps_high (DAPO uses 0.28).
@@ -117,7 +118,8 @@ def grpo_loss(
     # even though the mask removes it from the values.
     logprobs = logprobs.masked_fill(pad, 0.0)
     ratio = _importance_ratio(logprobs, old_logprobs.masked_fill(pad, 0.0), ~pad, level=ratio_level)
-    adv = advantages.unsqueeze(-1)  # [N, 1]: one advantage for every token of a completion
+    # [N, 1]: one advantage for every token of a completion (GRPO), or PPO's per-token [N, T]
+    adv = advantages.unsqueeze(-1) if advantages.dim() == 1 else advantages
     clipped_ratio = ratio.clamp(1.0 - clip_eps_low, 1.0 + clip_eps_high)
     # PPO's pessimistic bound: the clip only ever removes incentive, never adds it.
     per_token_policy = -torch.minimum(ratio * adv, clipped_ratio * adv)
@@ -265,10 +267,10 @@ def _check_loss_inputs(
     for name, tensor in shaped.items():
         if tensor.shape != logprobs.shape:
             raise ValueError(f"{name} must match logprobs {tuple(logprobs.shape)}, got {tuple(tensor.shape)}")
-    if advantages.shape != logprobs.shape[:1]:
+    if advantages.shape not in (logprobs.shape[:1], logprobs.shape):
         raise ValueError(
-            f"advantages must be [N] = [{logprobs.shape[0]}] (one per completion), "
-            f"got {tuple(advantages.shape)}"
+            f"advantages must be [N] = [{logprobs.shape[0]}] (one per completion) or [N, T] = "
+            f"{list(logprobs.shape)} (one per token), got {tuple(advantages.shape)}"
         )
     for name, tensor in floats.items():
         if not tensor.is_floating_point():

@@ -68,10 +68,13 @@ class RewardScorer:
         self._feeder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="r1kit-scoring")
 
     def submit(self, prompts: Sequence[str], completions: Sequence[str], examples: Sequence[Example],
-               completion_lengths: Sequence[int], *, step: int | None = None) -> PendingScores:
+               completion_lengths: Sequence[int], *, step: int | None = None,
+               settings: Mapping[str, Any] | None = None) -> PendingScores:
         """Score asynchronously; `step` (0-based) reaches the rewards as the `step` setting (a reward
-        model's active window reads it)."""
-        args = (list(prompts), list(completions), list(examples), [int(n) for n in completion_lengths], step)
+        model's active window reads it). `settings`: this chunk's own over the scorer's (a step's
+        `max_completion_tokens` under a `rollout.max_new_tokens` schedule)."""
+        args = (list(prompts), list(completions), list(examples), [int(n) for n in completion_lengths], step,
+                {**self.settings, **(settings or {})})
         if self._pool is None:
             # In-process scoring runs now: its failures are already caught per reward.
             future: Future[RewardResult] = Future()
@@ -84,7 +87,7 @@ class RewardScorer:
         return self.task_weights.get(example.task, self.weights)
 
     def _score_in_process(self, prompts: list[str], completions: list[str], examples: list[Example],
-                          lengths: list[int], step: int | None) -> RewardResult:
+                          lengths: list[int], step: int | None, settings: dict[str, Any]) -> RewardResult:
         from r1kit.rewards import compute_rewards
 
         groups: dict[str, list[int]] = {}
@@ -95,16 +98,16 @@ class RewardScorer:
             weights = self.task_weights.get(task, self.weights)
             scored = compute_rewards([prompts[i] for i in rows], [completions[i] for i in rows],
                                      [examples[i] for i in rows], weights,
-                                     settings={**self.settings, "step": step,
+                                     settings={**settings, "step": step,
                                                "completion_lengths": [lengths[i] for i in rows]})
             parts.append((rows, scored))
         return _merge(parts, len(examples))
 
     def _score_in_workers(self, prompts: list[str], completions: list[str], examples: list[Example],
-                          lengths: list[int], step: int | None) -> RewardResult:
+                          lengths: list[int], step: int | None, settings: dict[str, Any]) -> RewardResult:
         assert self._pool is not None
         weights = [self.weights_of(e) for e in examples]
-        items = [(w, p, c, e, {**self.settings, "step": step, "completion_length": n})
+        items = [(w, p, c, e, {**settings, "step": step, "completion_length": n})
                  for w, p, c, e, n in zip(weights, prompts, completions, examples, lengths, strict=True)]
         outcomes = self._pool.map(items, timeout_s=self.timeout_s)
         names = list(dict.fromkeys(name for w in weights for name in w))

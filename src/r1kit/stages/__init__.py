@@ -6,8 +6,10 @@ CLI and `r1kit pipeline` read. No class hierarchy: a stage is a typed config and
 |---|---|---|
 | `zero` | `ZeroConfig` | R1-Zero: GRPO from a base model with rule rewards (the tiny recipe's defaults) |
 | `grpo` | `ZeroConfig` | any GRPO stage from a recipe: R1's reasoning RL and all-scenario RL |
+| `ppo` | `PPOConfig` | PPO with a value model and GAE, on R1-Zero's recipe (the paper's comparison) |
 | `sft` | `SFTConfig` | SFT: cold start, rejection-sampling SFT, distillation |
 | `rm` | `RMConfig` | a Bradley-Terry reward model on preference pairs |
+| `dpo` | `DPOConfig` | DPO of a causal LM on preference pairs (no reward model, no RL) |
 | `preferences` | `PreferencesConfig` | preference pairs labelled by the gold rules, with noise and a spurious feature |
 | `sample` | `SampleConfig` | rejection sampling with the paper's filters, writing SFT data |
 | `cold-start` | `ColdStartConfig` | the stage-1 data set (rewritten R1-Zero samples, solver traces) |
@@ -26,9 +28,11 @@ from typing import Any
 from r1kit.config import (
     ColdStartConfig,
     DistillConfig,
+    DPOConfig,
     EvalRunConfig,
     JudgeConfig,
     PipelineConfig,
+    PPOConfig,
     PreferencesConfig,
     RMConfig,
     SampleConfig,
@@ -82,6 +86,18 @@ def _validate_rm(cfg: RMConfig) -> None:
     from r1kit.stages.rm import preflight
 
     preflight(cfg)
+
+
+def _validate_dpo(cfg: DPOConfig) -> None:
+    from r1kit.stages.dpo import preflight
+
+    preflight(cfg)
+
+
+def _run_dpo(cfg: DPOConfig, *, progress: bool = True) -> dict[str, Any]:
+    from r1kit.stages.dpo import run_dpo
+
+    return run_dpo(cfg, progress=progress)
 
 
 def _run_sft(cfg: SFTConfig, *, progress: bool = True) -> dict[str, Any]:
@@ -166,6 +182,12 @@ def _report_rm(cfg: RMConfig, summary: dict[str, Any]) -> str:
             f"{summary['wall_seconds']:.0f} s; reward model in {cfg.out_dir}/model")
 
 
+def _report_dpo(cfg: DPOConfig, summary: dict[str, Any]) -> str:
+    return (f"held-out reward accuracy {summary['accuracy_before']:.3f} -> {summary['accuracy_after']:.3f} "
+            f"(margin {summary['margin_after']:.3f}) after {summary['steps']} steps in "
+            f"{summary['wall_seconds']:.0f} s; model in {cfg.out_dir}/model")
+
+
 def _report_preferences(cfg: PreferencesConfig, summary: dict[str, Any]) -> str:
     return "; ".join(f"{name}: {r['pairs']} pairs ({100 * r['flipped']:.0f} % flipped, sign-off on "
                      f"{100 * r['chosen_spurious']:.0f} % chosen / {100 * r['rejected_spurious']:.0f} % rejected)"
@@ -208,10 +230,14 @@ STAGES: dict[str, Stage] = {
                   _dry_run_grpo, _validate_grpo),
     "grpo": Stage(ZeroConfig, _run_grpo, "a GRPO stage from a recipe (R1's reasoning and all-scenario RL)",
                   _report_grpo, _dry_run_grpo, _validate_grpo),
+    "ppo": Stage(PPOConfig, _run_grpo, "PPO with a value model and GAE on R1-Zero's recipe", _report_grpo,
+                 _dry_run_grpo, _validate_grpo),
     "sft": Stage(SFTConfig, _run_sft, "supervised fine-tuning: cold start, rejection-sampling SFT, distillation",
                  _report_sft, validate=_validate_sft),
     "rm": Stage(RMConfig, _run_rm, "a Bradley-Terry reward model on {prompt, chosen, rejected} pairs", _report_rm,
                 validate=_validate_rm),
+    "dpo": Stage(DPOConfig, _run_dpo, "DPO (Rafailov et al. 2023) on {prompt, chosen, rejected} pairs", _report_dpo,
+                 validate=_validate_dpo),
     "preferences": Stage(PreferencesConfig, _run_preferences, "preference pairs for reward models, labelled by the "
                          "gold rules, with label noise and a spurious feature", _report_preferences),
     "sample": Stage(SampleConfig, _run_sample, "rejection sampling with the paper's filters, written as SFT data",

@@ -23,6 +23,7 @@ from r1kit.config import ZeroConfig
 from r1kit.models.device import DTYPES, resolve_device
 from r1kit.models.lora import is_lora
 from r1kit.models.offload import Offload
+from r1kit.schedules import schedule_values
 
 MB = 2**20
 
@@ -40,7 +41,7 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
     with measure(phases, "load"):
         prep = prepare(cfg)
         policy = load_policy(cfg)
-        reference = make_reference(policy, cfg.grpo.kl_coef, cfg.model.dtype)
+        reference = make_reference(policy, max(schedule_values(cfg.grpo.kl_coef)), cfg.model.dtype)
         optimizer, _ = make_optimizer(cfg, policy)
     offload = Offload.of(cfg.offload, device)
     register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device, offload=offload)
@@ -48,7 +49,7 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
     generator = make_generator(cfg, policy, prep.tokenizer)
     G = cfg.group_size
     prompts = max(1, min(cfg.prompts_per_step, (cfg.optim.micro_batch_size or G) // G))
-    one = dataclasses.replace(cfg, prompts_per_step=prompts)
+    one = dataclasses.replace(peak(cfg), prompts_per_step=prompts)
     scorer = make_scorer(cfg, workers=0, task_weights=prep.rewards_by_task if cfg.tasks else None)
     try:
         with measure(phases, f"rollout of {prompts} prompt(s) x G={G}, scoring, reference and old log-probs"):
@@ -64,14 +65,24 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
     return _plan(cfg, policy, reference, phases, device)
 
 
+def peak(cfg: ZeroConfig) -> ZeroConfig:
+    """`cfg` at its most demanding: the step schedules at step 0 (`ZeroConfig.at_step`), but the largest
+    completion budget and KL coefficient any step has, so the plan holds for every step."""
+    now = cfg.at_step(0)
+    rollout = dataclasses.replace(now.rollout, max_new_tokens=max(schedule_values(cfg.rollout.max_new_tokens)))
+    return dataclasses.replace(now, rollout=rollout,
+                               grpo=dataclasses.replace(now.grpo, kl_coef=max(schedule_values(cfg.grpo.kl_coef))))
+
+
 def _plan(cfg: ZeroConfig, policy: Any, reference: Any, phases: dict[str, dict[str, float]],
           device: torch.device) -> dict[str, Any]:
     params = sum(p.numel() for p in policy.parameters())
     trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     vocab = policy.get_output_embeddings().weight.shape[0] if hasattr(policy, "get_output_embeddings") else 0
     compute = DTYPES[cfg.model.dtype].itemsize
-    chunk = cfg.model.logprob_chunk_tokens or cfg.rollout.max_new_tokens * cfg.prompts_per_step * cfg.group_size
-    reference_note = ("none (grpo.kl_coef = 0)" if cfg.grpo.kl_coef <= 0 else
+    longest = max(schedule_values(cfg.rollout.max_new_tokens))
+    chunk = cfg.model.logprob_chunk_tokens or longest * cfg.prompts_per_step * cfg.group_size
+    reference_note = ("none (grpo.kl_coef = 0)" if max(schedule_values(cfg.grpo.kl_coef)) <= 0 else
                       "none: the LoRA model with its adapters disabled" if is_lora(policy) else
                       f"a frozen copy in {cfg.model.dtype}" + (", offloaded" if cfg.offload.reference else ""))
     sizes = {

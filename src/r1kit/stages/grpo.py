@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 import r1kit.judges  # noqa: F401  (registers the `judge` reward)
 from r1kit import distributed as dist
-from r1kit.config import ConfigError, ZeroConfig, check_window
+from r1kit.config import ConfigError, PPOConfig, ZeroConfig, check_schedule, check_window
 from r1kit.evaluation import EvalResult, evaluate
 from r1kit.evaluation.plots import plot_hacking, plot_run
 from r1kit.judges.reward_model import load as load_reward_model_once
@@ -31,9 +31,12 @@ from r1kit.models.lora import apply_lora, is_adapter_dir, load_adapters, require
 from r1kit.models.offload import Offload
 from r1kit.rewards import REWARDS, check_code_sandbox, check_reward_names
 from r1kit.rollout import Generator, HFGenerator, SamplingParams
+from r1kit.schedules import schedule_values, value_at
 from r1kit.tasks import load_task
 from r1kit.templates import encode_prompts, format_reward_of
+from r1kit.trainers.dynamic import PromptCursor
 from r1kit.trainers.grpo import (
+    Choose,
     make_optimizer,
     make_reference,
     make_scorer,
@@ -44,6 +47,7 @@ from r1kit.trainers.grpo import (
 )
 from r1kit.trainers.off_policy import OneStepOff
 from r1kit.trainers.optim import optimizer_state
+from r1kit.trainers.ppo import Critic
 from r1kit.trainers.reporting import check_reporting
 from r1kit.trainers.run_dir import RunDir
 from r1kit.types import Example
@@ -70,19 +74,27 @@ class Prepared:
 
 
 def validate(cfg: ZeroConfig) -> None:
-    """Value checks that types alone cannot express; raises ConfigError naming the key."""
+    """Value checks that types alone cannot express; raises ConfigError naming the key. A step schedule's
+    every value is checked against its key's bounds."""
+    for key, value in {"rollout.max_new_tokens": cfg.rollout.max_new_tokens, "rollout.temperature":
+                       cfg.rollout.temperature, "grpo.kl_coef": cfg.grpo.kl_coef}.items():
+        check_schedule(key, value)
     positive = {"steps": cfg.steps, "prompts_per_step": cfg.prompts_per_step, "save_every": cfg.save_every,
                 "keep_checkpoints": cfg.keep_checkpoints,
                 "task.eval_size": cfg.task.eval_size, "eval.samples": cfg.eval.samples,
-                "eval.batch_size": cfg.eval.batch_size, "rollout.max_new_tokens": cfg.rollout.max_new_tokens,
+                "eval.batch_size": cfg.eval.batch_size,
+                "rollout.max_new_tokens": min(schedule_values(cfg.rollout.max_new_tokens)),
                 "eval.max_new_tokens": cfg.eval.max_new_tokens, "grpo.num_minibatches": cfg.grpo.num_minibatches,
-                "grpo.num_epochs": cfg.grpo.num_epochs, "optim.lr": cfg.optim.lr}
+                "grpo.num_epochs": cfg.grpo.num_epochs, "optim.lr": cfg.optim.lr,
+                "grpo.max_sampling_rounds": cfg.grpo.max_sampling_rounds}
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"config key {key!r} must be > 0, got {value}")
     non_negative = {"threads": cfg.threads, "eval.every": cfg.eval.every, "optim.warmup_steps":
                     cfg.optim.warmup_steps, "optim.micro_batch_size": cfg.optim.micro_batch_size,
-                    "grpo.kl_coef": cfg.grpo.kl_coef, "grpo.ref_update_every": cfg.grpo.ref_update_every,
+                    "grpo.kl_coef": min(schedule_values(cfg.grpo.kl_coef)),
+                    "rollout.temperature": min(schedule_values(cfg.rollout.temperature)),
+                    "grpo.ref_update_every": cfg.grpo.ref_update_every,
                     "optim.max_grad_norm": cfg.optim.max_grad_norm, "model.lora.rank": cfg.model.lora.rank,
                     "model.logprob_chunk_tokens": cfg.model.logprob_chunk_tokens,
                     "optim.max_tokens_per_micro_batch": cfg.optim.max_tokens_per_micro_batch,
@@ -90,6 +102,9 @@ def validate(cfg: ZeroConfig) -> None:
     for key, value in non_negative.items():
         if value < 0:
             raise ConfigError(f"config key {key!r} must be >= 0, got {value}")
+    if cfg.grpo.oversample < 1:
+        raise ConfigError(f"config key 'grpo.oversample' must be >= 1 (a draw holds at least prompts_per_step "
+                          f"prompts), got {cfg.grpo.oversample}")
     if cfg.group_size < 2:
         raise ConfigError(f"config key 'group_size' must be >= 2 (a group needs a baseline), got {cfg.group_size}")
     if (cfg.prompts_per_step * cfg.group_size) % cfg.grpo.num_minibatches:
@@ -108,6 +123,8 @@ def validate(cfg: ZeroConfig) -> None:
         check_vllm(cfg)
     check_world(cfg)
     check_off_policy(cfg)
+    if isinstance(cfg, PPOConfig):
+        check_ppo(cfg)
     _validate_tasks(cfg)
     check_reporting(cfg.logging)
 
@@ -135,6 +152,27 @@ def check_world(cfg: ZeroConfig) -> None:
                               "run it in one process")
 
 
+def check_ppo(cfg: PPOConfig) -> None:
+    """PPO's values, and what its critic does not support yet (one line naming the key)."""
+    p = cfg.ppo
+    for key, value in {"ppo.gamma": p.gamma, "ppo.lam": p.lam}.items():
+        if not 0 <= value <= 1:
+            raise ConfigError(f"config key {key!r} must be in [0, 1], got {value}")
+    for key, value in {"ppo.vf_coef": p.vf_coef, "ppo.cliprange_value": p.cliprange_value,
+                       "ppo.critic_lr": p.critic_lr}.items():
+        if value < 0:
+            raise ConfigError(f"config key {key!r} must be >= 0, got {value}")
+    unsupported = {"several processes (dist.nproc > 1 or cluster.backend=ray)": dist.planned_size(cfg) > 1
+                   or cfg.cluster.backend == "ray",
+                   "model.lora.rank > 0": cfg.model.lora.rank > 0,
+                   "optim.max_tokens_per_micro_batch > 0": cfg.optim.max_tokens_per_micro_batch > 0,
+                   "rollout.off_policy_steps=1": cfg.rollout.off_policy_steps > 0,
+                   "grpo.dynamic_sampling (a GRPO remedy for zero-variance groups)": cfg.grpo.dynamic_sampling}
+    for what, on in unsupported.items():
+        if on:
+            raise ConfigError(f"r1kit ppo does not support {what} yet")
+
+
 def check_off_policy(cfg: ZeroConfig) -> None:
     """rollout.off_policy_steps: 0 or 1, and not with what samples from the trained module itself."""
     steps = cfg.rollout.off_policy_steps
@@ -143,6 +181,9 @@ def check_off_policy(cfg: ZeroConfig) -> None:
                           f"got {steps}")
     if steps and cfg.model.lora.rank > 0:
         raise ConfigError("rollout.off_policy_steps=1 with LoRA is not supported yet: use one or the other")
+    if steps and cfg.grpo.dynamic_sampling:
+        raise ConfigError("rollout.off_policy_steps=1 with grpo.dynamic_sampling is not supported yet: the next "
+                          "batch's draws depend on this one's rewards")
     if steps and cfg.rollout.engine == "vllm":
         raise ConfigError("rollout.off_policy_steps=1 with rollout.engine=vllm is not supported yet (its sleep mode "
                           "frees the GPU during training)")
@@ -214,7 +255,7 @@ def prepare(cfg: ZeroConfig) -> Prepared:
     except ValueError as e:  # e.g. a chat template asked of a tokenizer that has none
         raise ConfigError(str(e)) from None
     budget = cfg.optim.max_tokens_per_micro_batch
-    longest = max(len(p) for p in train_ids) + cfg.rollout.max_new_tokens
+    longest = max(len(p) for p in train_ids) + max(schedule_values(cfg.rollout.max_new_tokens))
     if 0 < budget < longest:
         raise ConfigError(f"optim.max_tokens_per_micro_batch={budget} cannot hold the longest prompt and a full "
                           f"completion ({longest} tokens): raise it to at least {longest}")
@@ -270,7 +311,7 @@ def make_generator(cfg: ZeroConfig, policy: Any, tokenizer: Any) -> Generator:
     from r1kit.models.loading import resolve_model_path
     from r1kit.rollout.vllm import VLLMGenerator
 
-    max_len = max(cfg.rollout.max_new_tokens, cfg.eval.max_new_tokens) + 2048
+    max_len = max(*schedule_values(cfg.rollout.max_new_tokens), cfg.eval.max_new_tokens) + 2048
     engine = VLLMGenerator(resolve_model_path(cfg.model.path), eos_token_id=tokenizer.eos_token_id,
                            pad_token_id=tokenizer.pad_token_id,
                            dtype="bfloat16" if cfg.model.dtype == "float32" else cfg.model.dtype,
@@ -295,6 +336,16 @@ def steps_derived(cfg: ZeroConfig) -> str:
     return "rollout.off_policy_steps=1" if cfg.rollout.off_policy_steps else ""
 
 
+def scheduled(cfg: ZeroConfig, step: int) -> dict[str, float]:
+    """`schedule/<key>`: the value at `step` of each setting given as a step schedule (none for plain
+    values, so a run without schedules logs what it always did)."""
+    fields: dict[str, float | Mapping[int, float]] = {
+        "max_new_tokens": cfg.rollout.max_new_tokens, "temperature": cfg.rollout.temperature,
+        "kl_coef": cfg.grpo.kl_coef}
+    return {f"schedule/{name}": float(value_at(given, step, interpolation=cfg.schedule))
+            for name, given in fields.items() if isinstance(given, Mapping)}
+
+
 def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     """The GRPO stage end to end; returns summary.json's content. Resumes from out_dir's newest valid
     checkpoint. Nothing in out_dir is written before every check has passed."""
@@ -309,7 +360,7 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     start = resumed[0].step if resumed else 0
 
     log = run.begin(start if resumed else None)
-    reference = make_reference(policy, cfg.grpo.kl_coef, cfg.model.dtype)
+    reference = make_reference(policy, max(schedule_values(cfg.grpo.kl_coef)), cfg.model.dtype)  # any step's KL
     if resumed and reference is not None:
         reference.load_state_dict(resumed[1][1]["reference"])
     # Several processes: FSDP2 shards (the policy keeps a plain replica that samples and is saved).
@@ -318,6 +369,8 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
     if cfg.rollout.off_policy_steps and not world.distributed:
         dist.add_replica(policy)  # one-step-off: the engine samples from its own copy, never the trained one
     optimizer, scheduler = make_optimizer(cfg, policy)
+    critic = (Critic.create(cfg, policy, resumed[1][1]["critic"] if resumed else None)
+              if isinstance(cfg, PPOConfig) else None)  # PPO: a value model beside the policy
     offload = Offload.of(cfg.offload, resolve_device(cfg.model.device))
     register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device, offload=offload)
     generator = make_generator(cfg, dist.replica(policy), tokenizer)
@@ -332,17 +385,19 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
                                       seed=step_seed(cfg.seed, 0, 4), format_reward=format_reward_of(cfg.task.template))
         return {**result.metrics(), **proxy_rewards(cfg, prep, result), "eval/seconds": time.perf_counter() - t0}
 
-    choose: Callable[[int], list[int]] | None = None
+    choose: Choose | None = None
     if len(prep.task_names) > 1:
-        def choose(step: int) -> list[int]:
+        def choose(step: int, draw: int, count: int) -> list[int]:
             # A task with a window (tasks[].last_steps) weighs 0 before it.
             weights = [w if not cfg.tasks or cfg.tasks[i].active_at(step, cfg.steps) else 0.0
                        for i, w in enumerate(prep.task_weights)]
-            return mixed_prompts_for_step(prep.task_sizes, weights, step, cfg.prompts_per_step, cfg.seed)
+            return mixed_prompts_for_step(prep.task_sizes, weights, draw, count, cfg.seed)
 
     scorer = make_scorer(cfg, task_weights=prep.rewards_by_task if cfg.tasks else None)
     prefetch = OneStepOff(sampler(cfg, generator, tokenizer, prep.train, prep.train_ids, scorer, choose,
                                   dist.replica(policy))) if cfg.rollout.off_policy_steps else None
+
+    cursor = PromptCursor()  # the prompt stream's next draw (grpo.dynamic_sampling consumes a variable number)
 
     def engine_current() -> None:
         """One-step-off: the engine samples from the previous policy; an evaluation or a checkpoint wants
@@ -358,13 +413,15 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
             scheduler.load_state_dict(state["scheduler"])
             if prefetch is not None:
                 prefetch.restore(state.get("off_policy"))
+            cursor = PromptCursor.restore(state.get("prompt_cursor"), start)
         else:
             log.append({"step": 0, **held_out(0)})
         offload.park("reference", reference)
         offload.park("optimizer", optimizer)
         # On a terminal the bar redraws often; in a log file it prints a line every 10 seconds.
         bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not (progress and world.main),
-                   desc=f"r1kit {'zero' if not cfg.tasks else 'grpo'}", unit="step", dynamic_ncols=True,
+                   desc=f"r1kit {'ppo' if critic else 'zero' if not cfg.tasks else 'grpo'}", unit="step",
+                   dynamic_ncols=True,
                    mininterval=0.5 if sys.stderr.isatty() else 10.0)
         used = sum(r.get("step_seconds", 0.0) + r.get("eval/seconds", 0.0) for r in log.rows())
         for step in bar:
@@ -373,7 +430,8 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
             row: dict[str, Any] = {"step": step + 1}
             row.update(train_step(cfg, step, generator, tokenizer, policy, reference, optimizer, scheduler,
                                   prep.train, prep.train_ids, scorer=scorer, choose=choose, offload=offload,
-                                  prefetch=prefetch))
+                                  prefetch=prefetch, cursor=cursor, critic=critic))
+            row.update(scheduled(cfg, step))
             done = step + 1
             used += row["step_seconds"]
             last = done == cfg.steps or (cfg.max_wall_seconds is not None
@@ -392,6 +450,8 @@ def run_grpo(cfg: ZeroConfig, *, progress: bool = True) -> dict[str, Any]:
                 state = {**optimizer_state(optimizer, scheduler, done), "optimizer": dist.optimizer_state(optimizer)}
                 state["reference"] = dist.full_state_dict(reference) if reference is not None else None
                 state["off_policy"] = prefetch.state() if prefetch is not None else None
+                state["prompt_cursor"] = cursor.state()
+                state["critic"] = critic.state() if critic is not None else None
                 run.save(done, dist.replica(policy), tokenizer, state)
             if last:
                 break

@@ -87,8 +87,9 @@ class Plan:
     evals: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-REPLACED = ("rewards",)
-"""Mappings that are one value, replaced whole by a section (a reward left out is a reward dropped)."""
+REPLACED = ("rewards", "max_new_tokens", "temperature", "kl_coef")
+"""Mappings that are one value, replaced whole by a section (a reward left out is a reward dropped; a step
+schedule is one schedule, `r1kit.schedules`)."""
 
 
 def merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:

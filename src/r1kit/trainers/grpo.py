@@ -31,8 +31,15 @@ from r1kit.models.packed_logprobs import PackBy, build, pack_plan, packed_logpro
 from r1kit.rewards.scoring import RewardScorer
 from r1kit.rollout import Generator, SamplingParams, left_pad
 from r1kit.rollout.base import concat
+from r1kit.schedules import scalar, schedule_values
+from r1kit.trainers.dynamic import PromptCursor, dynamic_rollout
 from r1kit.trainers.optim import adamw
+from r1kit.trainers.ppo import Critic
 from r1kit.types import Example
+
+Choose = Callable[[int, int, int], list[int]]
+"""choose(step, draw, count): the indices of `count` prompts, draw `draw` of the stream, for `step` (a
+multi-task stage's per-task weights depend on the step)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,10 @@ class Rollout:
     metrics: dict[str, float]
     sampler_logprobs: torch.Tensor | None = None
     """[N, T] the rollout engine's own log-probs of the sampled tokens (diagnostics and `rollout.tis_cap`)."""
+    values: torch.Tensor | None = None
+    """PPO: [N, T] the critic's values when the rollout was made (its advantages are then [N, T], GAE's)."""
+    returns: torch.Tensor | None = None
+    """PPO: [N, T] the value loss's targets."""
 
     @property
     def group_size(self) -> int:
@@ -155,9 +166,11 @@ def sample_rollout(
     prompt_ids: Sequence[Sequence[int]],
     scorer: RewardScorer | None = None,
     group: str = "objects",
+    first_group: int = 0,
 ) -> Rollout:
     """Generate G completions per prompt, score them and compute advantages (no model pass but the
-    engine's; `group`: the process group of the gathers, "rollout" from the one-step-off thread).
+    engine's; `group`: the process group of the gathers, "rollout" from the one-step-off thread;
+    `first_group`: the seed index of the first prompt's group, see `r1kit.rollout.base`).
 
     The B prompts are generated in `cfg.scoring.chunks` chunks of whole groups; each chunk goes to the
     scorer as soon as it exists, so with reward workers it is scored while the next one generates. In a
@@ -166,7 +179,7 @@ def sample_rollout(
     """
     B, G = len(examples), cfg.group_size
     r = cfg.rollout
-    params = SamplingParams(temperature=r.temperature, top_p=r.top_p, max_new_tokens=r.max_new_tokens)
+    params = SamplingParams(temperature=scalar(r.temperature), top_p=r.top_p, max_new_tokens=scalar(r.max_new_tokens))
     own_scorer = scorer is None
     scorer = scorer or make_scorer(cfg, workers=0)
     parts, pending = [], []
@@ -176,11 +189,12 @@ def sample_rollout(
             a, b = a + lo, b + lo
             # Seeded per prompt group: neither chunks nor ranks change a sample.
             part = generator.generate(prompt_ids[a:b], params, num_samples=G, seed=step_seed(cfg.seed, step, 2),
-                                      first_group=a)
+                                      first_group=first_group + a)
             texts = tokenizer.batch_decode(part.completion_ids, skip_special_tokens=True)
             repeated = [e for e in examples[a:b] for _ in range(G)]
             counts = part.completion_mask.sum(dim=1).tolist()
-            pending.append(scorer.submit([e.prompt for e in repeated], texts, repeated, counts, step=step))
+            pending.append(scorer.submit([e.prompt for e in repeated], texts, repeated, counts, step=step,
+                                         settings={"max_completion_tokens": r.max_new_tokens}))  # the step's L_max
             parts.append(part)
         results = [p.result() for p in pending]
     finally:
@@ -234,7 +248,7 @@ def add_logprobs(cfg: ZeroConfig, rollout: Rollout, policy: torch.nn.Module, ref
     more than one update). `old_by`: the policy that generated it, when that is not `policy` (one-step-off
     rollout: its old log-probs are always needed, and never recomputed by the newer policy)."""
     ref_logprobs, old_logprobs, metrics = rollout.ref_logprobs, rollout.old_logprobs, dict(rollout.metrics)
-    if ref_logprobs is None and cfg.grpo.kl_coef > 0 and (reference is not None or is_lora(policy)):
+    if ref_logprobs is None and scalar(cfg.grpo.kl_coef) > 0 and (reference is not None or is_lora(policy)):
         # The frozen copy (on the device only for this pass, with offload.reference), or the LoRA policy
         # with its adapters disabled.
         with (offload.phase("reference", reference) if offload else contextlib.nullcontext(),
@@ -257,7 +271,8 @@ def make_scorer(cfg: ZeroConfig, *, workers: int | None = None,
     s = cfg.scoring
     return RewardScorer(cfg.rewards, workers=s.workers if workers is None else workers, timeout_s=s.timeout_s,
                         task_weights=task_weights,
-                        settings={"max_completion_tokens": cfg.rollout.max_new_tokens,
+                        # the largest budget; each rollout passes its step's own (sample_rollout)
+                        settings={"max_completion_tokens": max(schedule_values(cfg.rollout.max_new_tokens)),
                                   "overlong_cache": s.overlong_cache, "language": s.language,
                                   "judge_model": s.judge_model,
                                   **{k: getattr(s, k) for k in CODE_SETTINGS}})
@@ -287,6 +302,7 @@ def micro_batches(cfg: ZeroConfig, model: torch.nn.Module, rollout: Rollout, row
     fit, longest first), else `micro` rows at a time, padded (prompts encoded once per group in both)."""
     device = model_device(model)
     o = cfg.optim
+    temperature = scalar(cfg.rollout.temperature)  # the step's, the one its completions were sampled at
     if o.max_tokens_per_micro_batch > 0:
         prompts, completions = rollout.token_lists()
         G = rollout.group_size
@@ -296,7 +312,7 @@ def micro_batches(cfg: ZeroConfig, model: torch.nn.Module, rollout: Rollout, row
         for units in plan:
             batch = build(units, prompts, completions)
             with autocast(device, cfg.model.dtype):
-                logprobs, entropy = packed_logprobs(model, batch, temperature=cfg.rollout.temperature,
+                logprobs, entropy = packed_logprobs(model, batch, temperature=temperature,
                                                     with_entropy=with_entropy,
                                                     chunk_tokens=cfg.model.logprob_chunk_tokens)
             yield batch.rows, logprobs, entropy, batch.mask.to(device)
@@ -306,7 +322,7 @@ def micro_batches(cfg: ZeroConfig, model: torch.nn.Module, rollout: Rollout, row
         p_ids, p_mask, index, c_ids, cmask = (t.to(device) for t in rollout.rows(part))
         with autocast(device, cfg.model.dtype):
             logprobs, entropy = completion_logprobs(model, p_ids, p_mask, index, c_ids, cmask,
-                                                    temperature=cfg.rollout.temperature, with_entropy=with_entropy,
+                                                    temperature=temperature, with_entropy=with_entropy,
                                                     chunk_tokens=cfg.model.logprob_chunk_tokens)
         yield part, logprobs, entropy, cmask
 
@@ -357,8 +373,10 @@ def update_policy(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     rollout: Rollout,
     offload: Offload | None = None,
+    critic: Critic | None = None,
 ) -> dict[str, float]:
-    """num_epochs passes over the rollout, each split into num_minibatches optimizer steps."""
+    """num_epochs passes over the rollout, each split into num_minibatches optimizer steps (PPO: of the
+    policy and the critic together)."""
     g = cfg.grpo
     N, B = rollout.completion_ids.shape[0], rollout.prompt_ids.shape[0]
     if N % g.num_minibatches:
@@ -372,7 +390,7 @@ def update_policy(
         groups = torch.randperm(B, generator=rng) if g.num_minibatches > 1 else torch.arange(B)
         order = (groups[:, None] * rollout.group_size + torch.arange(rollout.group_size)).view(-1)
         for rows in order.chunk(g.num_minibatches):
-            stats = _minibatch_step(cfg, policy, optimizer, rollout, rows, offload)
+            stats = _minibatch_step(cfg, policy, optimizer, rollout, rows, offload, critic)
             scheduler.step()
             n_updates += 1
             for k, v in stats.items():
@@ -381,14 +399,17 @@ def update_policy(
 
 
 def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    rollout: Rollout, rows: torch.Tensor, offload: Offload | None = None) -> dict[str, float]:
-    """One optimizer step on `rows`, accumulating gradients over micro-batches."""
+                    rollout: Rollout, rows: torch.Tensor, offload: Offload | None = None,
+                    critic: Critic | None = None) -> dict[str, float]:
+    """One optimizer step on `rows`, accumulating gradients over micro-batches (and the critic's, PPO)."""
     g = cfg.grpo
     device = model_device(policy)
     full_mask = rollout.completion_mask[rows]  # the whole minibatch's, on every rank: global weights
     stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0, "clip_fraction": 0.0, "entropy": 0.0}
     gaps: list[torch.Tensor] = []
     optimizer.zero_grad(set_to_none=True)
+    if critic is not None:
+        critic.zero_grad()
     mine = local_rows(rows, rollout.group_size)
     for part, logprobs, entropy, cmask in micro_batches(cfg, policy, rollout, mine,
                                                         micro=cfg.optim.micro_batch_size or len(mine),
@@ -402,10 +423,12 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
             gaps.append((old.float() - sampler).abs()[cmask.bool()].cpu())
         if sampler is not None and cfg.rollout.tis_cap > 0:
             weights = tis_weights(old.float(), sampler, cfg.rollout.tis_cap)
-        out = grpo_loss(logprobs, old, ref, rollout.advantages[part].to(device), cmask,
-                        clip_eps_low=g.clip_eps_low, clip_eps_high=g.clip_eps_high, kl_coef=g.kl_coef,
+        advantages = rollout.advantages[part]  # [n], or PPO's per-token [n, T] (trimmed like the rest)
+        advantages = advantages[:, :T] if advantages.dim() == 2 else advantages
+        out = grpo_loss(logprobs, old, ref, advantages.to(device), cmask,
+                        clip_eps_low=g.clip_eps_low, clip_eps_high=g.clip_eps_high, kl_coef=scalar(g.kl_coef),
                         aggregation=g.aggregation, ratio_level=g.ratio_level,
-                        max_tokens=cfg.rollout.max_new_tokens, is_weights=weights)
+                        max_tokens=scalar(cfg.rollout.max_new_tokens), is_weights=weights)
         w = micro_batch_weight(cmask, full_mask, aggregation=g.aggregation)
         (out.loss * w).backward()
         # kl, clip fraction and entropy are token means: weighted by token share, any split gives the same
@@ -416,6 +439,8 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
         stats["clip_fraction"] += out.clip_fraction.item() * share
         assert entropy is not None
         stats["entropy"] += masked_mean(entropy, cmask).item() * share
+    if critic is not None:  # before the policy's clipping: a shared trunk gets both losses' gradients
+        stats.update(critic.backward(cfg, rollout, mine, full_mask))
     stats = dist.total(stats)  # each rank's share of the minibatch's means: summed, they are the means
     gaps = [gap for part in dist.gather(gaps) for gap in part]
     if gaps:
@@ -425,6 +450,8 @@ def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.o
     stats["lr"] = optimizer.param_groups[0]["lr"]
     with offload.phase("optimizer", optimizer) if offload else contextlib.nullcontext():
         optimizer.step()
+    if critic is not None:
+        stats.update(critic.step())
     return stats
 
 
@@ -470,16 +497,33 @@ def train_step(
     prompt_ids: Sequence[Sequence[int]],
     clock: Callable[[], float] = time.perf_counter,
     scorer: RewardScorer | None = None,
-    choose: Callable[[int], list[int]] | None = None,
+    choose: Choose | None = None,
     offload: Offload | None = None,
     prefetch: Any = None,
+    cursor: PromptCursor | None = None,
+    critic: Critic | None = None,
 ) -> dict[str, float]:
     """Step `step` (0-based) of GRPO: rollout, update, reference refresh. Returns its metrics.
-    `choose(step)` gives the indices of the step's prompts (default: `prompts_for_step` over all).
-    `prefetch` (a `r1kit.trainers.off_policy.OneStepOff`): the batch comes from the previous policy,
-    and the next one is generated while this one trains."""
+    `choose(step, draw, count)` gives the indices of the step's prompts (default: `prompts_for_step` over
+    all). `prefetch` (a `r1kit.trainers.off_policy.OneStepOff`): the batch comes from the previous policy,
+    and the next one is generated while this one trains. `cursor`: the prompt stream's next draw, with
+    grpo.dynamic_sampling (advanced by the draws this step uses). `critic` (PPO, `r1kit.trainers.ppo`):
+    GAE advantages from its values replace the group-relative ones, and it trains beside the policy."""
+    cfg = cfg.at_step(step)  # step schedules (r1kit.schedules) become this step's plain values, for all below
     start = clock()
-    if prefetch is None:
+    if cfg.grpo.dynamic_sampling:
+        assert cursor is not None and prefetch is None
+
+        def sample(idx: list[int], first_group: int) -> Rollout:
+            return sample_rollout(cfg, step, generator, tokenizer, [examples[i] for i in idx],
+                                  [prompt_ids[i] for i in idx], scorer, first_group=first_group)
+
+        rollout = dynamic_rollout(cfg, cursor, lambda draw, count: step_prompts(cfg, step, len(examples), choose,
+                                                                                draw=draw, count=count),
+                                  sample, tokenizer.pad_token_id)
+        rollout = add_logprobs(cfg, rollout, policy, reference, offload)
+        version = step
+    elif prefetch is None:
         idx = step_prompts(cfg, step, len(examples), choose)
         rollout = collect_rollout(cfg, step, generator, tokenizer, policy, reference,
                                   [examples[i] for i in idx], [prompt_ids[i] for i in idx], scorer, offload)
@@ -492,7 +536,12 @@ def train_step(
         rollout = add_logprobs(cfg, rollout, policy, reference, offload)  # the reference's (old ones: done)
     if hasattr(generator, "sleep"):  # vLLM: free its GPU memory for training; update_weights wakes it
         generator.sleep()
-    stats = update_policy(cfg, step, policy, optimizer, scheduler, rollout, offload)
+    loss_cfg = cfg
+    if critic is not None:
+        old = rollout.old_logprobs if rollout.old_logprobs is not None else _logprobs_no_grad(policy, rollout, cfg)
+        rollout = critic.advantages(cfg, rollout, old)
+        loss_cfg = critic.loss_config(cfg)
+    stats = update_policy(loss_cfg, step, policy, optimizer, scheduler, rollout, offload, critic)
     if prefetch is None:
         generator.update_weights(dist.sync(policy))  # sharded: the full weights, gathered into the replica
     every = cfg.grpo.ref_update_every
@@ -508,20 +557,25 @@ def train_step(
     return metrics
 
 
-def step_prompts(cfg: ZeroConfig, step: int, n_examples: int, choose: Callable[[int], list[int]] | None) -> list[int]:
-    """Indices of `step`'s prompts: `choose(step)`, or `prompts_for_step` over all examples."""
-    return choose(step) if choose else prompts_for_step(n_examples, step, cfg.prompts_per_step, cfg.seed)
+def step_prompts(cfg: ZeroConfig, step: int, n_examples: int, choose: Choose | None, *, draw: int | None = None,
+                 count: int | None = None) -> list[int]:
+    """Indices of `step`'s prompts: draw `draw` (default: the step) of `count` prompts (default:
+    prompts_per_step) of the seeded stream, by `choose(step, draw, count)` or `prompts_for_step` over all."""
+    draw = step if draw is None else draw
+    count = cfg.prompts_per_step if count is None else count
+    return choose(step, draw, count) if choose else prompts_for_step(n_examples, draw, count, cfg.seed)
 
 
 def sampler(cfg: ZeroConfig, generator: Generator, tokenizer: Any, examples: Sequence[Example],
             prompt_ids: Sequence[Sequence[int]], scorer: RewardScorer | None,
-            choose: Callable[[int], list[int]] | None, engine_model: torch.nn.Module) -> Callable[[int], Rollout]:
+            choose: Choose | None, engine_model: torch.nn.Module) -> Callable[[int], Rollout]:
     """sample(step) for one-step-off rollout: the step's batch, scored, with its old log-probs computed by
     the engine's own weights (`engine_model`, the policy that generated it), on the "rollout" group."""
     def sample(step: int) -> Rollout:
-        idx = step_prompts(cfg, step, len(examples), choose)
-        rollout = sample_rollout(cfg, step, generator, tokenizer, [examples[i] for i in idx],
+        now = cfg.at_step(step)  # the step it samples for (one ahead of training): that step's schedule values
+        idx = step_prompts(now, step, len(examples), choose)
+        rollout = sample_rollout(now, step, generator, tokenizer, [examples[i] for i in idx],
                                  [prompt_ids[i] for i in idx], scorer, group="rollout")
-        return add_logprobs(cfg, rollout, engine_model, None, old_by=engine_model, group="rollout")
+        return add_logprobs(now, rollout, engine_model, None, old_by=engine_model, group="rollout")
 
     return sample
