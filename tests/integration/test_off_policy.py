@@ -38,9 +38,9 @@ def test_step_k_trains_on_the_batch_of_policy_k_minus_1(tmp_path, monkeypatch):
         generated.append((_fingerprint(self.model), out.completion_ids.clone()))
         return out
 
-    def recording_update(cfg, step, policy, optimizer, scheduler, rollout, offload=None):
+    def recording_update(cfg, step, policy, optimizer, scheduler, rollout, **kw):
         trained.append((step, _fingerprint(policy), rollout.completion_ids.clone(), rollout.old_logprobs.clone()))
-        return update(cfg, step, policy, optimizer, scheduler, rollout, offload)
+        return update(cfg, step, policy, optimizer, scheduler, rollout, **kw)
 
     monkeypatch.setattr(HFGenerator, "generate", recording_generate)
     monkeypatch.setattr(grpo, "update_policy", recording_update)

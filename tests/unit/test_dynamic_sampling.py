@@ -116,7 +116,7 @@ def test_bad_settings_are_one_line_errors(capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-ARGS = ["steps=4", "prompts_per_step=4", "group_size=4", "eval.every=0", "task.eval_size=8", "eval.samples=2",
+ARGS = ["steps=3", "prompts_per_step=4", "group_size=4", "eval.every=0", "task.eval_size=8", "eval.samples=2",
         "rollout.max_new_tokens=48", "eval.max_new_tokens=32", "task.name=arithmetic", "grpo.num_minibatches=2",
         "grpo.dynamic_sampling=true", "grpo.max_sampling_rounds=3", "threads=1"]
 
@@ -125,14 +125,14 @@ def test_every_trained_group_is_informative_on_the_embedded_model(tmp_path, monk
     trained: list[torch.Tensor] = []
     update = grpo.update_policy
 
-    def recording_update(cfg, step, policy, optimizer, scheduler, rollout, offload=None):
+    def recording_update(cfg, step, policy, optimizer, scheduler, rollout, **kw):
         trained.append(rollout.rewards.clone())
-        return update(cfg, step, policy, optimizer, scheduler, rollout, offload)
+        return update(cfg, step, policy, optimizer, scheduler, rollout, **kw)
 
     monkeypatch.setattr(grpo, "update_policy", recording_update)
     assert main(["zero", *ARGS, f"out_dir={tmp_path / 'run'}", "--quiet"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()][1:]
-    assert len(trained) == len(rows) == 4
+    assert len(trained) == len(rows) == 3
     for rewards, row in zip(trained, rows, strict=True):
         assert rewards.shape == (4, 4)
         assert (~informative_groups(rewards)).sum().item() == row["dynamic/filled"]

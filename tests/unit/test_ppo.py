@@ -123,7 +123,7 @@ def test_the_critic_fits_the_returns_of_a_fixed_rollout(tiny_random_model):
     assert after["value/explained_variance"] > 0.5
 
 
-ARGS = ["steps=4", "prompts_per_step=4", "group_size=4", "eval.every=0", "task.eval_size=8", "eval.samples=2",
+ARGS = ["steps=3", "prompts_per_step=4", "group_size=4", "eval.every=0", "task.eval_size=8", "eval.samples=2",
         "rollout.max_new_tokens=48", "eval.max_new_tokens=32", "task.name=arithmetic", "grpo.num_minibatches=2",
         "threads=1", "save_every=2"]
 

@@ -541,7 +541,7 @@ def train_step(
         old = rollout.old_logprobs if rollout.old_logprobs is not None else _logprobs_no_grad(policy, rollout, cfg)
         rollout = critic.advantages(cfg, rollout, old)
         loss_cfg = critic.loss_config(cfg)
-    stats = update_policy(loss_cfg, step, policy, optimizer, scheduler, rollout, offload, critic)
+    stats = update_policy(loss_cfg, step, policy, optimizer, scheduler, rollout, offload=offload, critic=critic)
     if prefetch is None:
         generator.update_weights(dist.sync(policy))  # sharded: the full weights, gathered into the replica
     every = cfg.grpo.ref_update_every
