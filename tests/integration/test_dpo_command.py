@@ -54,11 +54,13 @@ def test_lora_uses_the_policy_with_adapters_off_as_reference(tmp_path, tiny_rand
     pytest.importorskip("peft")
     from transformers import AutoModelForCausalLM
 
+    import r1kit.models.loading as loading
     import r1kit.stages.dpo as stage
 
     loads = []
-    real_load = stage.load_model
-    monkeypatch.setattr(stage, "load_model", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
+    real_load = loading.load_model
+    for module in (loading, stage):  # the policy's load (r1kit.models.lora) and a reference's (the stage)
+        monkeypatch.setattr(module, "load_model", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k))
     data = _write_pairs(tmp_path / "pairs.jsonl")
     out = tmp_path / "lora"
     assert main(["dpo", *_args(tiny_random_model, data, out, "model.lora.rank=8", "optim.lr=1e-3", "epochs=1")]) == 0

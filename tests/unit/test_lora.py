@@ -9,13 +9,14 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from r1kit import rewards
-from r1kit.config import LoraConfig, ZeroConfig, load_config
+from r1kit.config import LoraConfig, ModelConfig, ZeroConfig, load_config
 from r1kit.models.loading import load_model, load_tokenizer
 from r1kit.models.logprobs import completion_logprobs
 from r1kit.models.lora import (
     BASE_WEIGHTS,
     apply_lora,
     load_adapters,
+    load_trainable,
     reference_view,
     refresh_reference,
     save_merged,
@@ -131,3 +132,16 @@ def test_checkpoint_without_refresh_holds_only_adapters(base_and_tok, tmp_path):
     assert "adapter_model.safetensors" in files and BASE_WEIGHTS not in files and "model.safetensors" not in files
     adapters = (tmp_path / "ckpt" / "adapter_model.safetensors").stat().st_size
     assert adapters < (path / "model.safetensors").stat().st_size
+
+
+def test_a_resumed_adapter_checkpoint_keeps_gradient_checkpointing_and_trainable_adapters(base_and_tok, tmp_path):
+    base, tok, path = base_and_tok
+    save_policy(_lora(base), tmp_path / "ckpt")
+    model = ModelConfig(path=str(path), lora=LoraConfig(rank=4, alpha=8), gradient_checkpointing=True)
+    for source in (None, tmp_path / "ckpt"):  # a fresh start and a resume take the same settings
+        policy = load_trainable(model, seed=0, path=source)
+        assert policy.get_base_model().is_gradient_checkpointing, source
+        policy.train()
+        policy(input_ids=_ids(tok)).logits.float().pow(2).mean().backward()
+        grads = [p.grad for n, p in policy.named_parameters() if "lora_A" in n]
+        assert grads and all(g is not None for g in grads), source  # the frozen embeddings pass gradients on

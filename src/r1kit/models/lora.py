@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from r1kit.config import ConfigError, LoraConfig
+from r1kit.config import ConfigError, LoraConfig, ModelConfig
 
 BASE_WEIGHTS = "base_model.safetensors"
 """In a checkpoint of a refreshed LoRA policy: the base weights, into which earlier adapters were merged."""
@@ -153,3 +153,26 @@ def save_merged(policy: Any, directory: Path) -> None:
     Merging happens in place; the policy is not trained after this."""
     model = policy.merge_and_unload() if is_lora(policy) else policy
     model.save_pretrained(directory)
+
+
+def load_trainable(model: ModelConfig, seed: int, path: str | Path | None = None) -> Any:
+    """The policy to train, from `path` (default: model.path; a checkpoint's adapters go on model.path's
+    base) on model.device, with LoRA adapters when model.lora.rank > 0. Its weights stay float32, the
+    master copy of mixed precision: model.dtype is the compute dtype of the forward passes."""
+    from r1kit.models.device import resolve_device
+    from r1kit.models.loading import load_model
+
+    device = resolve_device(model.device)
+    if path is not None and is_adapter_dir(path):
+        policy: Any = load_adapters(load_model(model.path, "float32", device), path)
+    else:
+        policy = load_model(str(path or model.path), "float32", device)
+        if model.lora.rank > 0:
+            policy = apply_lora(policy, model.lora, seed)
+    if model.gradient_checkpointing:
+        # transformers 5 renamed the switch; older releases only have the first name.
+        enable = getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable
+        enable()
+        if model.lora.rank > 0:  # frozen embeddings: without this no gradient reaches the adapters
+            policy.enable_input_require_grads()
+    return policy

@@ -32,7 +32,7 @@ from r1kit.config import ConfigError, DPOConfig
 from r1kit.evaluation.plots import plot_lines
 from r1kit.models.device import check_trainable, resolve_device
 from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.models.lora import apply_lora, is_adapter_dir, is_lora, load_adapters, require_peft, save_merged
+from r1kit.models.lora import is_lora, load_trainable, require_peft, save_merged
 from r1kit.trainers.dpo import DPOPair, encode_dpo_pair, evaluate_pairs, train_step
 from r1kit.trainers.optim import adamw, optimizer_state
 from r1kit.trainers.reporting import check_reporting
@@ -65,16 +65,22 @@ def validate(cfg: DPOConfig) -> None:
 
 
 def load_pairs(cfg: DPOConfig, tokenizer: Any) -> tuple[list[DPOPair], list[DPOPair], int]:
-    """(train, held-out, pairs cut at max_length); ConfigError names a bad file or row."""
+    """(train, held-out, pairs cut at max_length, those the cut made identical left out); ConfigError names a
+    bad file or row."""
     try:
         train_rows, held_rows = read_sources(cfg.data, cfg.eval_fraction, cfg.seed)
         train_cut = [encode_dpo_pair(w, r, tokenizer, cfg.template, cfg.max_length) for w, r in train_rows]
         held_cut = [encode_dpo_pair(w, r, tokenizer, cfg.template, cfg.max_length) for w, r in held_rows]
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if not train_cut:
-        raise ConfigError("the preference data leaves no training pairs (lower eval_fraction or add data)")
-    return [p for p, _ in train_cut], [p for p, _ in held_cut], sum(c for _, c in train_cut + held_cut)
+    # A cut can leave chosen and rejected the same tokens (they differed after max_length): such a pair has
+    # no preference left, only a loss of log 2 that no update can move. It is dropped and counted as cut.
+    train = [p for p, _ in train_cut if p.chosen_ids != p.rejected_ids]
+    held = [p for p, _ in held_cut if p.chosen_ids != p.rejected_ids]
+    if not train:
+        raise ConfigError("the preference data leaves no training pairs (lower eval_fraction, raise max_length "
+                          "or add data)")
+    return train, held, sum(c for _, c in train_cut + held_cut)
 
 
 def preflight(cfg: DPOConfig) -> None:
@@ -82,22 +88,6 @@ def preflight(cfg: DPOConfig) -> None:
     validate(cfg)
     RunDir(cfg)
     load_pairs(cfg, load_tokenizer(cfg.model.path))
-
-
-def load_policy(cfg: DPOConfig, checkpoint: Path | None, device: torch.device) -> Any:
-    """The policy in float32 (the master weights): model.path, with LoRA adapters when model.lora.rank > 0,
-    or a checkpoint's weights (for LoRA its adapters on model.path's base)."""
-    if checkpoint is not None and is_adapter_dir(checkpoint):
-        return load_adapters(load_model(cfg.model.path, "float32", device), checkpoint)
-    policy: Any = load_model(str(checkpoint or cfg.model.path), "float32", device)
-    if cfg.model.lora.rank > 0:
-        policy = apply_lora(policy, cfg.model.lora, cfg.seed)
-    if cfg.model.gradient_checkpointing:
-        enable = getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable
-        enable()
-        if cfg.model.lora.rank > 0:  # frozen embeddings: without this no gradient reaches the adapters
-            policy.enable_input_require_grads()
-    return policy
 
 
 def make_reference(cfg: DPOConfig, policy: torch.nn.Module, device: torch.device) -> torch.nn.Module | None:
@@ -123,8 +113,8 @@ def run_dpo(cfg: DPOConfig, *, progress: bool = True) -> dict[str, Any]:
     per_epoch = steps_per_epoch(len(train), b)
     total_steps = cfg.epochs * per_epoch
     device, pad = resolve_device(cfg.model.device), tokenizer.pad_token_id
-    resumed = run.resume(lambda c: (load_policy(cfg, c.policy_dir, device), c.load_state()))
-    policy = resumed[1][0] if resumed else load_policy(cfg, None, device)
+    resumed = run.resume(lambda c: (load_trainable(cfg.model, cfg.seed, c.policy_dir), c.load_state()))
+    policy = resumed[1][0] if resumed else load_trainable(cfg.model, cfg.seed)
     start = resumed[0].step if resumed else 0
     reference = make_reference(cfg, policy, device)
     optim = dataclasses.replace(cfg.optim, lr=cfg.optim.lr * cfg.model.lora.lr_scale) if is_lora(policy) else cfg.optim
@@ -134,7 +124,8 @@ def run_dpo(cfg: DPOConfig, *, progress: bool = True) -> dict[str, Any]:
 
     def evaluate() -> dict[str, Any]:
         t0 = time.perf_counter()
-        result = evaluate_pairs(policy, reference, held, cfg.dpo, batch_size=cfg.batch_size, **scoring)
+        result = evaluate_pairs(policy, reference, held, cfg.dpo, batch_size=cfg.micro_batch_size or cfg.batch_size,
+                                **scoring)
         return {f"eval/{k}": v for k, v in result.items()} | {"eval/seconds": time.perf_counter() - t0}
 
     try:

@@ -26,8 +26,8 @@ from r1kit.evaluation.plots import plot_hacking, plot_run
 from r1kit.judges.reward_model import load as load_reward_model_once
 from r1kit.judges.reward_model import register_reward_models
 from r1kit.models.device import DTYPES, check_trainable, resolve_device
-from r1kit.models.loading import load_model, load_tokenizer
-from r1kit.models.lora import apply_lora, is_adapter_dir, load_adapters, require_peft, save_merged
+from r1kit.models.loading import load_tokenizer
+from r1kit.models.lora import load_trainable, require_peft, save_merged
 from r1kit.models.offload import Offload
 from r1kit.rewards import REWARDS, check_code_sandbox, check_reward_names
 from r1kit.rollout import Generator, HFGenerator, SamplingParams
@@ -264,23 +264,8 @@ def prepare(cfg: ZeroConfig) -> Prepared:
 
 
 def load_policy(cfg: ZeroConfig, path: str | None = None) -> Any:
-    """The policy to train, from `path` (default: model.path; a checkpoint's adapters go on model.path's
-    base) on model.device, with LoRA adapters when model.lora.rank > 0. Its weights stay float32, the
-    master copy of mixed precision: model.dtype is the compute dtype of the forward passes."""
-    device = resolve_device(cfg.model.device)
-    if path is not None and is_adapter_dir(path):
-        policy: Any = load_adapters(load_model(cfg.model.path, "float32", device), path)
-    else:
-        policy = load_model(path or cfg.model.path, "float32", device)
-        if cfg.model.lora.rank > 0:
-            policy = apply_lora(policy, cfg.model.lora, cfg.seed)
-    if cfg.model.gradient_checkpointing:
-        # transformers 5 renamed the switch; older releases only have the first name.
-        enable = getattr(policy, "activation_checkpointing_enable", None) or policy.gradient_checkpointing_enable
-        enable()
-        if cfg.model.lora.rank > 0:  # frozen embeddings: without this no gradient reaches the adapters
-            policy.enable_input_require_grads()
-    return policy
+    """The policy to train (`r1kit.models.lora.load_trainable`): model.path or a checkpoint at `path`."""
+    return load_trainable(cfg.model, cfg.seed, path)
 
 
 def check_vllm(cfg: ZeroConfig) -> None:
