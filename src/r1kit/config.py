@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import inspect
 import itertools
+import re
 import sys
 import textwrap
 import types
@@ -422,7 +423,10 @@ class PPOSettings:
     """GAE's lambda: 0.95 is PPO's usual default; the R1 paper's appendix finds lambda = 1 (Monte-Carlo
     returns minus values) needed for PPO to come close to GRPO."""
     vf_coef: float = 0.1
-    """Weight of the value loss (TRL's default 0.1)."""
+    """Weight of the value loss (TRL's default 0.1). It matters with critic=head, where it weighs the value
+    loss against the policy loss in the shared decoder; a separate critic has its own Adam, which undoes
+    a constant scale (only its gradient clipping sees it): set ppo.critic_lr to make that critic learn
+    faster or slower."""
     cliprange_value: float = 0.2
     """The value prediction moves at most this far from its rollout-time value per update (0: no clip)."""
     kl_in: Literal["reward", "loss"] = "reward"
@@ -1053,7 +1057,7 @@ def _coerce_key(key: Any, tp: Any, name: str) -> Any:
     """A mapping's key as the annotated key type. JSON writes every key as a string (the run directory's
     invocations.jsonl), so an int key also accepts a string of digits: "60" -> 60."""
     if tp is int:
-        if isinstance(key, str) and key.strip().lstrip("-").isdigit():
+        if isinstance(key, str) and re.fullmatch(r"-?[0-9]+", key.strip()):  # not "--5" or "²" (isdigit's)
             return int(key)
         if isinstance(key, bool) or not isinstance(key, int):
             raise ConfigError(f"config key {name!r} expects integer keys (steps), got {key!r}")

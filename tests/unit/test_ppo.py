@@ -161,3 +161,45 @@ def test_bad_settings_fail_in_one_line_before_any_output(tmp_path, capsys, bad, 
     err = capsys.readouterr().err
     assert key in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("kind", ["separate", "head"])
+def test_dry_run_plans_the_critic_and_writes_nothing(tmp_path, capsys, kind):
+    args = ["ppo", "--dry-run", f"out_dir={tmp_path / 'run'}", f"ppo.critic={kind}", "task.eval_size=4",
+            "prompts_per_step=2", "group_size=2", "rollout.max_new_tokens=8", "threads=1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"critic: a {'separate value model' if kind == 'separate' else 'value head on the policy'}" in out
+    assert "critic: values and GAE advantages" in out and "(and the critic's)" in out
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("kl_in", ["reward", "loss"])
+@pytest.mark.parametrize("whiten", [True, False])
+def test_kl_placement_and_whitening_on_a_fixed_rollout(tiny_random_model, kl_in, whiten):
+    """kl_in=reward folds -kl_coef (log pi_old - log pi_ref) into every token's reward and drops the loss's
+    KL term; kl_in=loss leaves rewards sparse and the loss config as it is. Whitening is optional."""
+    from r1kit.trainers.grpo import Rollout
+
+    cfg = load_config(PPOConfig, None, ["grpo.kl_coef=0.5", f"ppo.kl_in={kl_in}", f"ppo.whiten={str(whiten).lower()}",
+                                        "ppo.lam=1.0"])
+    critic = Critic.create(cfg, load_model(str(tiny_random_model)))
+    g = torch.Generator().manual_seed(1)
+    c_ids, c_mask = torch.randint(3, 60, (4, 5), generator=g), torch.ones(4, 5, dtype=torch.long)
+    p_ids = torch.randint(3, 60, (2, 4), generator=g)
+    old, ref = torch.randn(4, 5, generator=g), torch.randn(4, 5, generator=g)
+    rollout = Rollout(p_ids, torch.ones_like(p_ids), c_ids, c_mask, torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+                      torch.zeros(4), ref, None, {})
+    out = critic.advantages(cfg, rollout, old)
+    final = torch.tensor([1.0, 0.0, 0.0, 1.0])
+    kl = -0.5 * (old - ref) if kl_in == "reward" else torch.zeros(4, 5)
+    # lambda = gamma = 1: the return of token t is the sum of its rewards from t on (Monte-Carlo)
+    expected_returns = kl.flip(1).cumsum(1).flip(1) + final[:, None]
+    assert torch.allclose(out.returns, expected_returns, atol=1e-5)
+    raw = expected_returns - out.values
+    if whiten:
+        assert out.advantages.mean().abs() < 1e-5 and out.advantages.std() == pytest.approx(1, abs=1e-4)
+    else:
+        assert torch.allclose(out.advantages, raw, atol=1e-5)
+    assert critic.loss_config(cfg).grpo.kl_coef == (0.0 if kl_in == "reward" else 0.5)
+    assert ("value/kl_penalty" in out.metrics) == (kl_in == "reward")

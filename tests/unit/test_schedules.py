@@ -129,6 +129,8 @@ def test_bad_schedule_values_name_the_key(overrides, message):
     [
         (["rollout.max_new_tokens={0: 64, late: 128}"], "'rollout.max_new_tokens' expects integer keys (steps), "
                                                          "got 'late'"),
+        (["rollout.max_new_tokens={0: 64, '--5': 128}"], "expects integer keys (steps), got '--5'"),
+        (["rollout.max_new_tokens={0: 64, '²': 128}"], "expects integer keys (steps), got '²'"),
         (["rollout.max_new_tokens={0: 64, 10: 2.5}"], "'rollout.max_new_tokens.10' expects an integer, got 2.5"),
         (["rollout.max_new_tokens=long"], "'rollout.max_new_tokens' expects an integer or a mapping "
                                           "{integer: integer}, got 'long'"),

@@ -1,5 +1,5 @@
-"""`r1kit zero --dry-run` (and `r1kit grpo --dry-run`): load everything, run one micro-batch of each phase,
-print the memory plan, train nothing and write nothing.
+"""`r1kit zero --dry-run` (and `r1kit grpo` / `r1kit ppo --dry-run`, PPO with its critic): load everything,
+run one micro-batch of each phase, print the memory plan, train nothing and write nothing.
 
 The plan has two parts. Sizes: weights, gradients, AdamW moments, the reference and the largest logits
 chunk, from the parameter counts and settings. Measured: the peak memory of each phase (CUDA's
@@ -19,10 +19,11 @@ from typing import Any
 
 import torch
 
-from r1kit.config import ZeroConfig
+from r1kit.config import PPOConfig, ZeroConfig
 from r1kit.models.device import DTYPES, resolve_device
 from r1kit.models.lora import is_lora
 from r1kit.models.offload import Offload
+from r1kit.models.value import own_parameters
 from r1kit.schedules import schedule_values
 
 MB = 2**20
@@ -31,7 +32,15 @@ MB = 2**20
 def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
     """The memory plan of `cfg`'s GRPO stage (see the module docstring)."""
     from r1kit.stages.grpo import load_policy, make_generator, prepare, register_reward_models
-    from r1kit.trainers.grpo import _minibatch_step, collect_rollout, make_optimizer, make_reference, make_scorer
+    from r1kit.trainers.grpo import (
+        _logprobs_no_grad,
+        _minibatch_step,
+        collect_rollout,
+        make_optimizer,
+        make_reference,
+        make_scorer,
+    )
+    from r1kit.trainers.ppo import Critic
 
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -43,6 +52,7 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
         policy = load_policy(cfg)
         reference = make_reference(policy, max(schedule_values(cfg.grpo.kl_coef)), cfg.model.dtype)
         optimizer, _ = make_optimizer(cfg, policy)
+        critic = Critic.create(cfg, policy) if isinstance(cfg, PPOConfig) else None
     offload = Offload.of(cfg.offload, device)
     register_reward_models(cfg.reward_models, cfg.steps, cfg.model.device, offload=offload)
     offload.park("reference", reference)
@@ -57,12 +67,19 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
                                       prep.train_ids[:prompts], scorer, offload)
     finally:
         scorer.close()
-    for group in optimizer.param_groups:
+    for group in [*optimizer.param_groups, *(critic.optimizer.param_groups if critic else [])]:
         group["lr"] = 0.0  # the real step, allocating AdamW's state, without changing a weight
-    with measure(phases, "train micro-batch: forward, backward, optimizer step"):
+    loss_cfg = one
+    if critic is not None:
+        with measure(phases, "critic: values and GAE advantages"):
+            old = rollout.old_logprobs if rollout.old_logprobs is not None else _logprobs_no_grad(policy, rollout, one)
+            rollout = critic.advantages(one, rollout, old)
+            loss_cfg = critic.loss_config(one)
+    with measure(phases, "train micro-batch: forward, backward, optimizer step" + (" (and the critic's)" if critic
+                                                                                     else "")):
         rows = torch.arange(min(rollout.completion_ids.shape[0], cfg.optim.micro_batch_size or G))
-        _minibatch_step(one, policy, optimizer, rollout, rows, offload)
-    return _plan(cfg, policy, reference, phases, device)
+        _minibatch_step(loss_cfg, policy, optimizer, rollout, rows, offload, critic)
+    return _plan(cfg, policy, reference, phases, device, critic)
 
 
 def peak(cfg: ZeroConfig) -> ZeroConfig:
@@ -75,7 +92,7 @@ def peak(cfg: ZeroConfig) -> ZeroConfig:
 
 
 def _plan(cfg: ZeroConfig, policy: Any, reference: Any, phases: dict[str, dict[str, float]],
-          device: torch.device) -> dict[str, Any]:
+          device: torch.device, critic: Any = None) -> dict[str, Any]:
     params = sum(p.numel() for p in policy.parameters())
     trainable = sum(p.numel() for p in policy.parameters() if p.requires_grad)
     vocab = policy.get_output_embeddings().weight.shape[0] if hasattr(policy, "get_output_embeddings") else 0
@@ -93,6 +110,10 @@ def _plan(cfg: ZeroConfig, policy: Any, reference: Any, phases: dict[str, dict[s
                                          if reference is not None else 0),
         f"largest logits chunk ({chunk} tokens x {vocab} x float32)": chunk * vocab * 4,
     }
+    if critic is not None:  # PPO: float32 weights, gradients and AdamW moments of what the critic owns
+        owned = sum(p.numel() for p in own_parameters(critic.model, critic.cfg.ppo.critic))
+        kind = "a separate value model" if critic.cfg.ppo.critic == "separate" else "a value head on the policy"
+        sizes[f"critic: {kind} (weights, gradients, AdamW moments)"] = owned * 16
     return {"model": cfg.model.path, "device": str(device), "dtype": cfg.model.dtype, "parameters": params,
             "trainable": trainable, "lora_rank": cfg.model.lora.rank, "engine": cfg.rollout.engine,
             "sizes_bytes": sizes, "measured": phases,

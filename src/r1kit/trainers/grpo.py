@@ -57,7 +57,7 @@ class Rollout:
     rewards: torch.Tensor
     """[B, G] summed rewards."""
     advantages: torch.Tensor
-    """[N]"""
+    """[N] group-relative, one per completion; PPO: [N, T] per token (GAE's)."""
     ref_logprobs: torch.Tensor | None
     """[N, T] under the reference, or None when kl_coef is 0."""
     old_logprobs: torch.Tensor | None

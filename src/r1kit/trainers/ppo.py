@@ -8,7 +8,9 @@ with the group baseline replaced by a learned critic and GAE. Per step:
    in the loss as GRPO has it (`ppo.kl_in=loss`, k3 with grpo.kl_coef);
 4. GAE(gamma, lam) advantages and returns, the advantages whitened over the batch;
 5. the same minibatch and epoch structure as GRPO: each optimizer step adds the clipped value loss of
-   the same rows (x ppo.vf_coef), and steps the critic's optimizer beside the policy's.
+   the same rows (x ppo.vf_coef), and steps the critic's optimizer beside the policy's. With a value
+   head the coefficient weighs the two losses in the shared decoder; a separate critic's Adam undoes a
+   constant scale, so there ppo.critic_lr is the knob.
 
 The group size G stays: PPO needs no group, but equal samples per step make the comparison with GRPO
 one of baselines only.
@@ -90,8 +92,10 @@ class Critic:
         advantages, returns = gae(rewards, values, mask, gamma=p.gamma, lam=p.lam)
         keep = mask.bool()
         metrics = {"value/mean": values[keep].mean().item(), "value/returns_mean": returns[keep].mean().item(),
-                   "value/explained_variance": explained_variance(values, returns, mask),
                    "value/advantage_std": advantages[keep].std().item() if keep.sum() > 1 else 0.0}
+        explained = explained_variance(values, returns, mask)
+        if math.isfinite(explained):  # undefined when every return is equal: no row rather than a NaN in JSON
+            metrics["value/explained_variance"] = explained
         if kl:
             metrics["value/kl_penalty"] = (old_logprobs - rollout.ref_logprobs)[keep].mean().item() * kl
         if p.whiten and keep.sum() > 1:
