@@ -87,6 +87,14 @@ def test_summarize_counts_aha_samples():
     assert summarize(rows, count_tokens=len)["aha"] == {"count": 1, "share": 0.25}
 
 
+def test_bare_numbers_are_candidate_answers_only_for_numeric_verifiers():
+    work = " <think>3+5=8, 8*4=32. wait, 32-8=24</think> <answer>(3+5)*4-8</answer>"
+    row = _row("countdown", [work], ["(3+5)*4-8"], [1], verifier="countdown")
+    assert row_ahas(row) == [None]  # "32" was arithmetic on the way, not an answer it changed
+    assert row_ahas({**row, "verifier": "integer", "extracted": ["24"]})[0] is not None
+    assert answer_candidate("so 8, then 32", numbers=False) is None
+
+
 def test_synthetic_tasks_carry_difficulty_levels():
     assert arithmetic.make_example(347, 285).info["level"] == 2  # 7+5 and 4+8+1 carry
     assert arithmetic.make_example(123, 456, "zh").info["level"] == 0

@@ -83,9 +83,9 @@ def reflective_spans(text: str, words: Sequence[str] = REFLECTIVE_WORDS) -> list
     return sorted(spans)
 
 
-def answer_candidate(text: str) -> str | None:
+def answer_candidate(text: str, *, numbers: bool = True) -> str | None:
     r"""The answer `text` commits to so far: its last `<answer>` content, else its last `\boxed{}`, else
-    its last number; None when it holds none.
+    (with `numbers`: the answer is a number) its last number; None when it holds none.
 
     >>> answer_candidate("7+5=12,4+8=12,3+2=5, so 522. "), answer_candidate(r"x=\boxed{1/2}, then 3")
     ('522', '1/2')
@@ -96,8 +96,8 @@ def answer_candidate(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed is not None and boxed.strip():
         return boxed.strip()
-    numbers = _NUMBER.findall(text)
-    return numbers[-1] if numbers else None
+    found = _NUMBER.findall(text) if numbers else []
+    return found[-1] if found else None
 
 
 @dataclass(frozen=True)
@@ -115,13 +115,15 @@ class Aha:
 
 
 def find_aha(completion: str, *, final: str | None, correct: bool, same: Callable[[str, str], bool],
-             words: Sequence[str] = REFLECTIVE_WORDS) -> Aha | None:
+             words: Sequence[str] = REFLECTIVE_WORDS, numbers: bool = True) -> Aha | None:
     """The first reflective word after which the answer changed to the correct one, or None.
 
     `final` is the answer the sample was graded on (`voting.vote_answer`), `correct` its verdict and `same`
     the verifier's equivalence of two answers (`voting.same_answer`), so "0.5" then "1/2" is no change. A
     word counts when some answer candidate (`answer_candidate`) is written before it and differs from
-    `final`; a reflection after the final answer finds that answer before it, so it never counts.
+    `final`; a reflection after the final answer finds that answer before it, so it never counts. Bare
+    numbers are candidates only with `numbers` (a numeric answer): in a Countdown, logic or code sample
+    the intermediate "3+5=8" is work, not an answer.
 
     >>> same = lambda a, b: a == b
     >>> find_aha(" <think>so 522. wait, recheck: so 632.</think> <answer>632</answer>", final="632",
@@ -131,7 +133,7 @@ def find_aha(completion: str, *, final: str | None, correct: bool, same: Callabl
     if not correct or final is None:
         return None
     for offset, word in reflective_spans(completion, words):
-        before = answer_candidate(completion[:offset])
+        before = answer_candidate(completion[:offset], numbers=numbers)
         if before is not None and not same(before, final):
             return Aha(word=word, offset=offset, before=before, after=final)
     return None
@@ -199,8 +201,12 @@ def summarize(rows: Sequence[Mapping[str, Any]], count_tokens: Callable[[str], i
     return out
 
 
+NUMERIC_VERIFIERS = frozenset({"integer", "number", "math"})
+"""Verifiers whose answer is a number, so a bare number in the reasoning is a candidate answer."""
+
+
 def row_ahas(row: Mapping[str, Any]) -> list[Aha | None]:
     """`find_aha` of each completion of a `samples.jsonl` row (its extracted answers and verdicts)."""
-    same = same_answer(row["verifier"], row.get("info", {}))
-    return [find_aha(text, final=final, correct=bool(ok), same=same)
+    same, numbers = same_answer(row["verifier"], row.get("info", {})), row["verifier"] in NUMERIC_VERIFIERS
+    return [find_aha(text, final=final, correct=bool(ok), same=same, numbers=numbers)
             for text, final, ok in zip(row["completions"], row["extracted"], row["correct"], strict=True)]
