@@ -200,3 +200,21 @@ def test_micro_batches_do_not_change_the_step(tiny_random_model):
     assert all(torch.allclose(grads[0][k], grads[1][k], atol=1e-7) for k in grads[0])
     moved = [k for k, v in reference.state_dict().items() if not torch.equal(v, weights[0][k])]
     assert len(moved) == len(reference.state_dict())
+
+
+def test_pairs_the_length_cut_makes_identical_are_dropped_and_counted(tmp_path, tiny_random_model):
+    import json
+
+    from r1kit.config import DataSource, DPOConfig
+    from r1kit.models.loading import load_tokenizer
+    from r1kit.stages.dpo import load_pairs
+
+    same = "the same long opening words of both answers " * 4
+    rows = [{"prompt": f"q{i}", "chosen": same + "yes", "rejected": same + "no"} for i in range(6)]
+    rows += [{"prompt": f"p{i}", "chosen": "yes", "rejected": "no"} for i in range(6)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = DPOConfig(data=[DataSource(str(tmp_path / "pairs.jsonl"))], template="plain", eval_fraction=0.0,
+                    max_length=16)
+    train, held, cut = load_pairs(cfg, load_tokenizer(str(tiny_random_model)))
+    assert cut == 6 and len(train) == 6 and not held
+    assert all(p.chosen_ids != p.rejected_ids for p in train)
