@@ -3,6 +3,7 @@ run directory's held-out curve. Not a benchmark itself."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -38,3 +39,18 @@ def run_summary(out_dir: Path) -> dict[str, Any]:
     return {"summary": summary, "curve": curve, "rows": rows,
             "train_seconds": sum(r.get("step_seconds", 0.0) + r.get("eval/seconds", 0.0) for r in rows),
             "step_seconds": sum(r.get("step_seconds", 0.0) for r in rows)}
+
+
+def add_rl_arguments(ap: argparse.ArgumentParser, steps: int = 70) -> None:
+    """The options every RL comparison shares: steps, evaluation cadence and size, seed, extra settings."""
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--eval-every", type=int, default=10)
+    ap.add_argument("--eval-size", type=int, default=256)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--extra", nargs="*", default=[], help="more key=value settings for every run")
+
+
+def rl_settings(args: argparse.Namespace) -> list[str]:
+    """`add_rl_arguments`' options as the r1kit settings every run of the comparison gets."""
+    return [f"steps={args.steps}", f"eval.every={args.eval_every}", f"task.eval_size={args.eval_size}",
+            f"seed={args.seed}", *args.extra, "--quiet"]
