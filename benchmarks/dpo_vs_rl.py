@@ -3,6 +3,7 @@ and after, wall seconds and peak memory of each training.
 
     python benchmarks/dpo_vs_rl.py                                    # builds Dev3 with `r1kit pipeline` first
     python benchmarks/dpo_vs_rl.py --from-pipeline runs/r1            # reuses a pipeline's Dev3, pairs and RMs
+    python benchmarks/dpo_vs_rl.py --from-pipeline runs/r1 --methods dpo --dpo-beta 0.5 --result x.json  # DPO only
     python benchmarks/dpo_vs_rl.py --recipe recipes/tiny/r1-short.yaml --out runs/dpo-vs-rl-short   # wiring only
 
 Both methods start from the pipeline's Dev3 (`06-dev3/model`):
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--dpo-epochs", type=int, default=2)
     ap.add_argument("--dpo-lr", type=float, default=5e-5)
     ap.add_argument("--dpo-beta", type=float, default=0.1)
+    ap.add_argument("--methods", default="rl,dpo", help="which to train: rl,dpo (dpo alone: a DPO settings sweep)")
     ap.add_argument("--result", type=Path, default=HERE / "results" / "dpo_vs_rl.json")
     a = ap.parse_args(argv)
     root = (a.from_pipeline or a.out / "pipeline").resolve()
@@ -62,12 +64,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rl_cfg.out_dir = str(out / "rl")
     recipe = out / "rl.yaml"
     recipe.write_text(config_yaml(rl_cfg))
-    rl = measured(["grpo", "--config", str(recipe), "--quiet"])
+    methods = a.methods.split(",")
+    rl = measured(["grpo", "--config", str(recipe), "--quiet"]) if "rl" in methods else None
     dpo = measured(["dpo", f"model.path={start_model}", f"data={pairs}", f"out_dir={out / 'dpo'}",
                     f"epochs={a.dpo_epochs}", f"optim.lr={a.dpo_lr}", f"dpo.beta={a.dpo_beta}", "template=r1",
-                    f"seed={cfg.seed}", "--quiet"])
+                    f"seed={cfg.seed}", "--quiet"]) if "dpo" in methods else None
     rows = {}
     for name, run, steps in (("rl", rl, rl_cfg.steps), ("dpo", dpo, None)):
+        if run is None:
+            continue
         summary = json.loads((out / name / "summary.json").read_text())
         after = evaluate_model(str(out / name / "model"), "r1", out / f"eval-{name}", cfg, cfg.seed, progress=False)
         rows[name] = {"helpfulness_before": dev3["helpfulness"], "helpfulness_after": after["helpfulness"],
