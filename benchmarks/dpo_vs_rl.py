@@ -46,8 +46,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--dpo-lr", type=float, default=5e-5)
     ap.add_argument("--dpo-beta", type=float, default=0.1)
     ap.add_argument("--methods", default="rl,dpo", help="which to train: rl,dpo (dpo alone: a DPO settings sweep)")
-    ap.add_argument("--result", type=Path, default=HERE / "results" / "dpo_vs_rl.json")
+    ap.add_argument("--result", type=Path, help="default: results/dpo_vs_rl.json (for --methods rl,dpo)")
     a = ap.parse_args(argv)
+    methods = a.methods.split(",")
+    if not methods or not set(methods) <= {"rl", "dpo"}:
+        ap.error(f"--methods takes rl, dpo or rl,dpo, got {a.methods!r}")
+    if a.result is None and set(methods) != {"rl", "dpo"}:
+        ap.error("--methods without both rl and dpo needs its own --result (the default holds the comparison)")
+    result_path = a.result or HERE / "results" / "dpo_vs_rl.json"
     root = (a.from_pipeline or a.out / "pipeline").resolve()
     cfg = load_config(PipelineConfig, a.recipe, [f"out_dir={root}"])
     if a.from_pipeline is None:  # resumable: a finished stage is skipped
@@ -64,7 +70,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rl_cfg.out_dir = str(out / "rl")
     recipe = out / "rl.yaml"
     recipe.write_text(config_yaml(rl_cfg))
-    methods = a.methods.split(",")
     rl = measured(["grpo", "--config", str(recipe), "--quiet"]) if "rl" in methods else None
     dpo = measured(["dpo", f"model.path={start_model}", f"data={pairs}", f"out_dir={out / 'dpo'}",
                     f"epochs={a.dpo_epochs}", f"optim.lr={a.dpo_lr}", f"dpo.beta={a.dpo_beta}", "template=r1",
@@ -82,9 +87,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       "optimizer_steps": steps if steps is not None else summary["steps"],
                       "train_wall_seconds": run["wall_seconds"], "peak_rss_mb": run["peak_rss_mb"]}
         if name == "dpo":
-            rows[name] |= {"heldout_reward_accuracy": summary["accuracy_after"], "pairs": summary["train_pairs"]}
+            rows[name] |= {"heldout_reward_accuracy": summary["accuracy_after"], "pairs": summary["train_pairs"],
+                           "pairs_dropped_identical": summary.get("pairs_dropped_identical")}
     result = {"pipeline": str(root), "recipe": a.recipe, "dev3": str(start_model), "pairs": str(pairs),
-              "dpo_settings": {"epochs": a.dpo_epochs, "lr": a.dpo_lr, "beta": a.dpo_beta}, "methods": rows,
+              "dpo_settings": {"epochs": a.dpo_epochs, "lr": a.dpo_lr, "beta": a.dpo_beta}, "trained": methods,
+              "methods": rows,
               "threads": os.cpu_count()}
     print(f"{'method':>6} | gold helpfulness | gold harmlessness | reasoning pass@1 | steps | wall s | peak RSS MB")
     for name, r in rows.items():
@@ -93,8 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['reasoning_pass@1_before']:.3f} -> {r['reasoning_pass@1_after']:.3f}   | "
               f"{r['optimizer_steps']:>5} | "
               f"{r['train_wall_seconds']:>6.0f} | {r['peak_rss_mb']:.0f}")
-    a.result.parent.mkdir(parents=True, exist_ok=True)
-    a.result.write_text(json.dumps(result, indent=2) + "\n")
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    result_path.write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 

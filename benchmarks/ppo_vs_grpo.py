@@ -4,17 +4,21 @@
     python benchmarks/ppo_vs_grpo.py --steps 6 --eval-every 3 --eval-size 32   # a quick smoke run
 
 Every run is the default R1-Zero recipe (recipes/tiny/zero.yaml: B = 16 prompts x G = 8 completions per
-step, the same seed, learning rate, KL coefficient and clip) with only the baseline changed: GRPO's group
-mean, or PPO's critic (a separate value model initialised from the policy, `ppo.critic`) with GAE(gamma=1,
-lambda). The paper's claim: with lambda = 1 PPO comes near GRPO, and costs clearly more compute and memory.
+step, the same seed, learning rate, KL coefficient and clip). PPO replaces GRPO's group baseline by its
+critic (a separate value model initialised from the policy, `ppo.critic`) with GAE(gamma=1, lambda), and
+with `r1kit ppo`'s defaults also puts the KL in the per-token reward (`ppo.kl_in=reward`, classic PPO;
+`--extra ppo.kl_in=loss` keeps GRPO's k3 term in the loss) and whitens the advantages over the batch
+(GRPO normalises within each group). The paper's claim: with lambda = 1 PPO comes near GRPO, and costs
+clearly more compute and memory.
 
 Reported, as ratios to GRPO measured in the same invocation, one run after the other:
 - held-out pass@1 (256 prompts x 8 samples, temperature 0.6) along training and at the end;
 - time: the summed training-step seconds (rollout, scoring, every forward and backward, optimizer steps;
   held-out evaluations excluded, they are the same work in every run);
 - memory: the process's peak RSS, and the trained state by count (parameters of policy, reference and
-  critic, and AdamW's two moments of each trained parameter, float32), which is what scales with the model
-  (the RSS of the tiny model is mostly the Python and torch runtime).
+  critic, and AdamW's two moments of each trained parameter, float32; gradients, transient, left out; the
+  embedded model's counts, whatever --extra sets), which is what scales with the model (the RSS of the
+  tiny model is mostly the Python and torch runtime).
 
 Writes benchmarks/results/ppo_vs_grpo.json.
 """

@@ -215,6 +215,6 @@ def test_pairs_the_length_cut_makes_identical_are_dropped_and_counted(tmp_path, 
     (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     cfg = DPOConfig(data=[DataSource(str(tmp_path / "pairs.jsonl"))], template="plain", eval_fraction=0.0,
                     max_length=16)
-    train, held, cut = load_pairs(cfg, load_tokenizer(str(tiny_random_model)))
-    assert cut == 6 and len(train) == 6 and not held
+    train, held, cuts = load_pairs(cfg, load_tokenizer(str(tiny_random_model)))
+    assert cuts.cut == 6 and cuts.dropped_identical == 6 and len(train) == 6 and not held
     assert all(p.chosen_ids != p.rejected_ids for p in train)

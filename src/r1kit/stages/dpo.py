@@ -23,7 +23,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -64,9 +64,16 @@ def validate(cfg: DPOConfig) -> None:
     check_reporting(cfg.logging)
 
 
-def load_pairs(cfg: DPOConfig, tokenizer: Any) -> tuple[list[DPOPair], list[DPOPair], int]:
-    """(train, held-out, pairs cut at max_length, those the cut made identical left out); ConfigError names a
-    bad file or row."""
+class Cuts(NamedTuple):
+    """What max_length did to the pairs: responses cut (identical ones included), pairs dropped as identical."""
+
+    cut: int
+    dropped_identical: int
+
+
+def load_pairs(cfg: DPOConfig, tokenizer: Any) -> tuple[list[DPOPair], list[DPOPair], Cuts]:
+    """(train, held-out, what the max_length cut did); the pairs it made identical are left out of both.
+    ConfigError names a bad file or row."""
     try:
         train_rows, held_rows = read_sources(cfg.data, cfg.eval_fraction, cfg.seed)
         train_cut = [encode_dpo_pair(w, r, tokenizer, cfg.template, cfg.max_length) for w, r in train_rows]
@@ -74,13 +81,14 @@ def load_pairs(cfg: DPOConfig, tokenizer: Any) -> tuple[list[DPOPair], list[DPOP
     except ValueError as e:
         raise ConfigError(str(e)) from None
     # A cut can leave chosen and rejected the same tokens (they differed after max_length): such a pair has
-    # no preference left, only a loss of log 2 that no update can move. It is dropped and counted as cut.
+    # no preference left, only a loss of log 2 that no update can move. It is dropped and counted.
     train = [p for p, _ in train_cut if p.chosen_ids != p.rejected_ids]
     held = [p for p, _ in held_cut if p.chosen_ids != p.rejected_ids]
     if not train:
         raise ConfigError("the preference data leaves no training pairs (lower eval_fraction, raise max_length "
                           "or add data)")
-    return train, held, sum(c for _, c in train_cut + held_cut)
+    return train, held, Cuts(sum(c for _, c in train_cut + held_cut),
+                             len(train_cut) + len(held_cut) - len(train) - len(held))
 
 
 def preflight(cfg: DPOConfig) -> None:
@@ -108,7 +116,7 @@ def run_dpo(cfg: DPOConfig, *, progress: bool = True) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     run = RunDir(cfg)
     tokenizer = load_tokenizer(cfg.model.path)
-    train, held, cut = load_pairs(cfg, tokenizer)
+    train, held, cuts = load_pairs(cfg, tokenizer)
     b = Batching(batch_size=cfg.batch_size, max_length=cfg.max_length, packing=False)
     per_epoch = steps_per_epoch(len(train), b)
     total_steps = cfg.epochs * per_epoch
@@ -150,12 +158,12 @@ def run_dpo(cfg: DPOConfig, *, progress: bool = True) -> dict[str, Any]:
         rows = log.rows()
     finally:
         run.close()
-    summary = _finish(cfg, policy, tokenizer, rows, len(train), len(held), cut)
+    summary = _finish(cfg, policy, tokenizer, rows, len(train), len(held), cuts)
     return run.finish(summary | {"wall_seconds": time.perf_counter() - started})
 
 
 def _finish(cfg: DPOConfig, policy: Any, tokenizer: Any, rows: list[dict[str, Any]], n_train: int, n_held: int,
-            cut: int) -> dict[str, Any]:
+            cuts: Cuts) -> dict[str, Any]:
     """model/ (LoRA merged), plots, and summary.json's content."""
     out = Path(cfg.out_dir)
     save_merged(policy, out / "model")
@@ -168,7 +176,8 @@ def _finish(cfg: DPOConfig, policy: Any, tokenizer: Any, rows: list[dict[str, An
     evals = [r for r in rows if "eval/rewards/accuracies" in r]
     trained = [r for r in rows if "loss" in r]
     return {"steps": rows[-1]["step"], "train_pairs": n_train, "heldout_pairs": n_held,
-            "pairs_cut_at_max_length": cut, "loss_first": trained[0]["loss"] if trained else None,
+            "pairs_cut_at_max_length": cuts.cut,
+            "pairs_dropped_identical": cuts.dropped_identical, "loss_first": trained[0]["loss"] if trained else None,
             "loss_last": trained[-1]["loss"] if trained else None,
             "accuracy_before": evals[0]["eval/rewards/accuracies"],
             "accuracy_after": evals[-1]["eval/rewards/accuracies"],
