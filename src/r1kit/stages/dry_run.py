@@ -33,9 +33,9 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
     """The memory plan of `cfg`'s GRPO stage (see the module docstring)."""
     from r1kit.stages.grpo import load_policy, make_generator, prepare, register_reward_models
     from r1kit.trainers.grpo import (
-        _logprobs_no_grad,
         _minibatch_step,
         collect_rollout,
+        critic_advantages,
         make_optimizer,
         make_reference,
         make_scorer,
@@ -72,9 +72,7 @@ def dry_run(cfg: ZeroConfig) -> dict[str, Any]:
     loss_cfg = one
     if critic is not None:
         with measure(phases, "critic: values and GAE advantages"):
-            old = rollout.old_logprobs if rollout.old_logprobs is not None else _logprobs_no_grad(policy, rollout, one)
-            rollout = critic.advantages(one, rollout, old)
-            loss_cfg = critic.loss_config(one)
+            rollout, loss_cfg = critic_advantages(one, critic, rollout, policy)
     with measure(phases, "train micro-batch: forward, backward, optimizer step" + (" (and the critic's)" if critic
                                                                                      else "")):
         rows = torch.arange(min(rollout.completion_ids.shape[0], cfg.optim.micro_batch_size or G))

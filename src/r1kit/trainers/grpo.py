@@ -398,6 +398,16 @@ def update_policy(
     return {k: v / n_updates for k, v in sums.items()}
 
 
+def critic_advantages(cfg: ZeroConfig, critic: Critic | None, rollout: Rollout, policy: torch.nn.Module
+                      ) -> tuple[Rollout, ZeroConfig]:
+    """PPO: the rollout with the critic's GAE advantages (against the sampling policy's log-probs) and the
+    config of its policy loss (`Critic.loss_config`); without a critic both unchanged."""
+    if critic is None:
+        return rollout, cfg
+    old = rollout.old_logprobs if rollout.old_logprobs is not None else _logprobs_no_grad(policy, rollout, cfg)
+    return critic.advantages(cfg, rollout, old), critic.loss_config(cfg)
+
+
 def _minibatch_step(cfg: ZeroConfig, policy: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     rollout: Rollout, rows: torch.Tensor, offload: Offload | None = None,
                     critic: Critic | None = None) -> dict[str, float]:
@@ -536,11 +546,7 @@ def train_step(
         rollout = add_logprobs(cfg, rollout, policy, reference, offload)  # the reference's (old ones: done)
     if hasattr(generator, "sleep"):  # vLLM: free its GPU memory for training; update_weights wakes it
         generator.sleep()
-    loss_cfg = cfg
-    if critic is not None:
-        old = rollout.old_logprobs if rollout.old_logprobs is not None else _logprobs_no_grad(policy, rollout, cfg)
-        rollout = critic.advantages(cfg, rollout, old)
-        loss_cfg = critic.loss_config(cfg)
+    rollout, loss_cfg = critic_advantages(cfg, critic, rollout, policy)
     stats = update_policy(loss_cfg, step, policy, optimizer, scheduler, rollout, offload=offload, critic=critic)
     if prefetch is None:
         generator.update_weights(dist.sync(policy))  # sharded: the full weights, gathered into the replica
